@@ -1,0 +1,45 @@
+# DNN2 Studio. A newcomer needs two targets: `make run` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+PYTHON ?= python3
+# Real datasets for tests and benchmarks (never copied into the repo): ../shared/data when present.
+SHARED_DATA := $(abspath ../shared/data)
+ifneq ($(wildcard $(SHARED_DATA)/README.md),)
+export DNN2_DATA_DIR ?= $(SHARED_DATA)
+endif
+
+.PHONY: install run test unit e2e bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+## Create the venv, install, and start the dashboard headless on port $(PORT).
+run: install
+	$(PY) -m streamlit run app.py --server.headless true --server.port $(PORT)
+
+## Install and run every test: the unit/AppTest suite, then the browser end-to-end run.
+test: install
+	$(PY) -m pytest -q
+	$(MAKE) --no-print-directory e2e
+
+unit: install
+	$(PY) -m pytest -q
+
+## Drive every page in Debian's Chromium against a real `streamlit run` server.
+e2e: install
+	@command -v chromium >/dev/null || bash tests/e2e/install_chromium.sh
+	$(PY) tests/e2e/run_e2e.py
+
+## Benchmarks print tables; their latest figures go in README.md. Not part of CI.
+bench: install
+	$(PY) bench/bench_convolution.py
+
+clean:
+	rm -rf $(VENV) artifacts .pytest_cache

@@ -1,0 +1,25 @@
+"""DNN2 Studio: the router. Sets up the page, the shared sidebar and the navigation.
+
+No TensorFlow here: the first paint never waits for it.
+"""
+
+import streamlit as st
+
+from dnn2ui import sidebar
+from dnn2ui.pages import HOME, PAGES, SECTIONS
+
+st.set_page_config(page_title="DNN2 Studio", page_icon=":material/neurology:", layout="wide")
+
+home = st.Page(HOME.path, title=HOME.title, icon=HOME.icon, default=True)
+nav = {"": [home]}
+for section in SECTIONS:
+    nav[section] = [st.Page(p.path, title=p.title, icon=p.icon) for p in PAGES if p.section == section]
+page = st.navigation(nav)
+
+st.sidebar.markdown("### DNN2 Studio")
+sources_slot = st.sidebar.container()
+sidebar.render_device()
+
+page.run()
+
+sidebar.render_sources(sources_slot)

@@ -1,0 +1,7 @@
+"""DNN2 Studio's tested library: every computation behind the pages.
+
+Nothing here imports Streamlit, and TensorFlow is imported lazily inside the functions
+that need it, so the home page and the convolution playground never wait for it.
+"""
+
+__all__ = ["convolution", "data", "device", "uploads"]

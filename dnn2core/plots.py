@@ -1,0 +1,90 @@
+"""Plot builders: plain arrays in, Plotly figures out (no Streamlit, no TensorFlow)."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+DIVERGING = "RdBu_r"  # negative blue, zero white, positive red
+
+
+def _image_axes(fig: go.Figure, row=None, col=None) -> None:
+    kw = {} if row is None else {"row": row, "col": col}
+    fig.update_yaxes(autorange="reversed", scaleanchor="x" if row is None else None, constrain="domain",
+                     showgrid=False, zeroline=False, **kw)
+    fig.update_xaxes(constrain="domain", showgrid=False, zeroline=False, **kw)
+
+
+def _rect(fig: go.Figure, top: float, left: float, height: float, width: float, color: str, row=None, col=None) -> None:
+    kw = {} if row is None else {"row": row, "col": col}
+    fig.add_shape(type="rect", x0=left - 0.5, x1=left + width - 0.5, y0=top - 0.5, y1=top + height - 0.5,
+                  line=dict(color=color, width=2), **kw)
+
+
+def image_figure(image: np.ndarray, title: str = "", highlight: tuple[int, int, int, int] | None = None,
+                 height: int = 360) -> go.Figure:
+    """An input image (HxW gray or HxWx3 RGB, uint8 or float) with an optional highlighted box
+    (top, left, height, width) — used to show the patch behind one output value."""
+    img = np.asarray(image)
+    if img.ndim == 3:
+        rgb = img if img.dtype == np.uint8 else np.clip(img * (255 if img.max() <= 1 else 1), 0, 255).astype(np.uint8)
+        fig = go.Figure(go.Image(z=rgb))
+    else:
+        fig = go.Figure(go.Heatmap(z=img, colorscale="gray", showscale=False,
+                                   hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>"))
+        _image_axes(fig)
+    if highlight is not None:
+        _rect(fig, *highlight, color="#ffb000")
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10))
+    return fig
+
+
+def feature_map_figure(fmap: np.ndarray, title: str = "", cell: tuple[int, int] | None = None,
+                       height: int = 360, signed: bool | None = None) -> go.Figure:
+    """A feature map; signed values get a diverging scale centred on zero."""
+    z = np.asarray(fmap, dtype=np.float64)
+    signed = bool(np.nanmin(z) < 0) if signed is None else signed
+    kw = dict(colorscale=DIVERGING, zmid=0.0) if signed else dict(colorscale="Viridis")
+    fig = go.Figure(go.Heatmap(z=z, hovertemplate="row %{y}, col %{x}: %{z:.3f}<extra></extra>", **kw))
+    _image_axes(fig)
+    if cell is not None:
+        _rect(fig, cell[0], cell[1], 1, 1, color="#00c853")
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10))
+    return fig
+
+
+def matrix_figure(matrix: np.ndarray, title: str = "", fmt: str = ".2f", height: int = 260) -> go.Figure:
+    """A small matrix (kernel, patch, products) with its numbers written in the cells."""
+    m = np.asarray(matrix, dtype=np.float64)
+    lim = float(np.max(np.abs(m))) or 1.0
+    fig = go.Figure(go.Heatmap(z=m, colorscale=DIVERGING, zmin=-lim, zmax=lim, showscale=False,
+                               text=[[format(v, fmt) for v in row] for row in m], texttemplate="%{text}",
+                               hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>"))
+    _image_axes(fig)
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10))
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    return fig
+
+
+def maps_grid_figure(maps: np.ndarray, titles: Sequence[str], columns: int = 4, height_per_row: int = 220) -> go.Figure:
+    """K feature maps (HxWxK) side by side, each on its own diverging scale."""
+    maps = np.asarray(maps, dtype=np.float64)
+    k = maps.shape[2]
+    rows = math.ceil(k / columns)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=list(titles), horizontal_spacing=0.03,
+                        vertical_spacing=0.08)
+    for i in range(k):
+        r, c = i // columns + 1, i % columns + 1
+        z = maps[:, :, i]
+        lim = float(np.max(np.abs(z))) or 1.0
+        fig.add_trace(go.Heatmap(z=z, colorscale=DIVERGING, zmin=-lim, zmax=lim, showscale=False,
+                                 hovertemplate="%{z:.3f}<extra></extra>"), row=r, col=c)
+        fig.update_yaxes(autorange="reversed", showticklabels=False, row=r, col=c)
+        fig.update_xaxes(showticklabels=False, row=r, col=c)
+    fig.update_layout(height=max(rows * height_per_row, 240), margin=dict(l=10, r=10, t=40, b=10))
+    return fig

@@ -1,0 +1,41 @@
+"""Shared fixtures. Tests never reach the internet: downloads are switched off unless a test
+turns them back on, and the real datasets come from DNN2_DATA_DIR (../shared/data in CI)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("DNN2_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+os.environ.setdefault("DNN2_OFFLINE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def shared_data(*parts: str) -> Path:
+    """Path inside ../shared/data, or skip the test with the reason."""
+    p = SHARED_DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"needs the real dataset at {p} (../shared/data is absent on this machine)")
+    return p
+
+
+@pytest.fixture
+def no_local_data(tmp_path, monkeypatch):
+    """No DNN2_DATA_DIR and an empty Keras cache: loaders must fall back to embedded data."""
+    monkeypatch.setenv("DNN2_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("DNN2_OFFLINE", "1")
+    return tmp_path
+
+
+@pytest.fixture
+def shared_data_dir(monkeypatch):
+    d = SHARED_DATA
+    if not d.exists():
+        pytest.skip(f"needs ../shared/data at {d}")
+    monkeypatch.setenv("DNN2_DATA_DIR", str(d))
+    return d
