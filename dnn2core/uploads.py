@@ -94,3 +94,53 @@ def image_array(source: bytes | BinaryIO, *, max_side: int | None = None, mode: 
     if max_side is not None:
         im = fit_within(im, max_side)
     return np.asarray(im)
+
+
+# ----------------------------------------------------------------------------- tables
+
+MAX_TABLE_ROWS = 500_000
+
+
+def read_table(source: bytes | BinaryIO, *, required: tuple[str, ...] = (), numeric: tuple[str, ...] = (),
+               max_rows: int = MAX_TABLE_ROWS, max_bytes: int = MAX_UPLOAD_BYTES, **read_csv_kwargs) -> "pd.DataFrame":
+    """Read an uploaded CSV (optionally gzipped) and check it before any page uses it.
+
+    required: columns that must be present. numeric: columns that must hold numbers; text in
+    them is reported with the first offending row numbers (1-based, as a spreadsheet shows them)."""
+    import pandas as pd
+
+    data = _read_bytes(source, max_bytes)
+    if data[:2] == b"\x1f\x8b":
+        import gzip
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError):
+            raise UploadError("The gzip file is damaged or incomplete.") from None
+    try:
+        df = pd.read_csv(io.BytesIO(data), nrows=max_rows + 1, **read_csv_kwargs)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise UploadError(f"This file could not be read as CSV ({exc}).") from None
+    except pd.errors.EmptyDataError:
+        raise UploadError("The CSV file has no data.") from None
+    if df.empty:
+        raise UploadError("The CSV file has a header but no rows.")
+    if len(df) > max_rows:
+        raise UploadError(f"The file has more than {max_rows:,} rows; please upload a smaller extract.")
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise UploadError(f"The file has no column named {', '.join(repr(m) for m in missing)}. "
+                          f"Columns found: {', '.join(map(str, df.columns[:20]))}"
+                          + (" …" if len(df.columns) > 20 else "") + ".")
+    for col in numeric:
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna() & df[col].notna()
+        if bad.any():
+            rows = (np.flatnonzero(bad.to_numpy())[:5] + 2).tolist()  # +1 for 1-based, +1 for the header line
+            sample = df[col][bad].astype(str).head(3).tolist()
+            raise UploadError(f"Column {col!r} must hold numbers, but has text such as {sample} "
+                              f"(file lines {rows}).")
+        if np.isinf(values.to_numpy(dtype=float)).any():
+            raise UploadError(f"Column {col!r} holds infinite values.")
+        df[col] = values
+    return df
