@@ -120,3 +120,88 @@ def param_totals(model: "keras.Model") -> dict[str, int]:
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     non_trainable = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
     return {"total": trainable + non_trainable, "trainable": trainable, "non_trainable": non_trainable}
+
+
+def first_conv_arithmetic(model: "keras.Model") -> dict[str, int] | None:
+    """Read the first Conv2D's kernel from the actual model: (k*k*C + 1) * K parameters."""
+    for layer in model.layers:
+        if type(layer).__name__ == "Conv2D":
+            kh, kw, c, k = (int(d) for d in layer.kernel.shape)
+            return {"kh": kh, "kw": kw, "channels": c, "filters": k, "params": int(layer.count_params()),
+                    "formula": (kh * kw * c + 1) * k}
+    return None
+
+
+def mnist_code(models: list[str], api: Api, optimizer: str, learning_rate: float, epochs: int,
+               batch_size: int, validation_split: float) -> str:
+    """The Keras code for the MNIST page's current settings, ready to copy into a notebook."""
+    lines = ["import keras", "from keras import layers", "",
+             "(train_images, train_labels), (test_images, test_labels) = keras.datasets.mnist.load_data()",
+             "train_images = train_images.astype('float32') / 255",
+             "test_images = test_images.astype('float32') / 255", ""]
+    opt_class = {"rmsprop": "RMSprop", "adam": "Adam", "sgd": "SGD"}[optimizer]
+    for name in models:
+        if name == "Dense" and api == "sequential":
+            lines += ["dense = keras.Sequential([", "    keras.Input(shape=(784,)),",
+                      '    layers.Dense(64, activation="relu"),', '    layers.Dense(10, activation="softmax"),', "])"]
+        elif name == "Dense":
+            lines += ["inputs = keras.Input(shape=(784,))", 'features = layers.Dense(64, activation="relu")(inputs)',
+                      'outputs = layers.Dense(10, activation="softmax")(features)',
+                      "dense = keras.Model(inputs=inputs, outputs=outputs)"]
+        elif api == "sequential":
+            lines += ["cnn = keras.Sequential([", "    keras.Input(shape=(28, 28, 1)),",
+                      '    layers.Conv2D(filters=32, kernel_size=3, activation="relu"),',
+                      "    layers.MaxPooling2D(pool_size=2),",
+                      '    layers.Conv2D(filters=64, kernel_size=3, activation="relu"),',
+                      "    layers.MaxPooling2D(pool_size=2),",
+                      '    layers.Conv2D(filters=128, kernel_size=3, activation="relu"),',
+                      "    layers.Flatten(),", '    layers.Dense(10, activation="softmax"),', "])"]
+        else:
+            lines += ["inputs = keras.Input(shape=(28, 28, 1))",
+                      'x = layers.Conv2D(filters=32, kernel_size=3, activation="relu")(inputs)',
+                      "x = layers.MaxPooling2D(pool_size=2)(x)",
+                      'x = layers.Conv2D(filters=64, kernel_size=3, activation="relu")(x)',
+                      "x = layers.MaxPooling2D(pool_size=2)(x)",
+                      'x = layers.Conv2D(filters=128, kernel_size=3, activation="relu")(x)',
+                      "x = layers.Flatten()(x)", 'outputs = layers.Dense(10, activation="softmax")(x)',
+                      "cnn = keras.Model(inputs=inputs, outputs=outputs)"]
+        var = name.lower()
+        x = "train_images.reshape(-1, 784)" if name == "Dense" else "train_images.reshape(-1, 28, 28, 1)"
+        xt = "test_images.reshape(-1, 784)" if name == "Dense" else "test_images.reshape(-1, 28, 28, 1)"
+        lines += [f"{var}.compile(optimizer=keras.optimizers.{opt_class}(learning_rate={learning_rate:g}),",
+                  '              loss="sparse_categorical_crossentropy", metrics=["accuracy"])',
+                  f"{var}.summary()",
+                  f"history_{var} = {var}.fit({x}, train_labels, epochs={epochs}, batch_size={batch_size},",
+                  f"                          validation_split={validation_split:g})",
+                  f"test_loss, test_acc = {var}.evaluate({xt}, test_labels)", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# --- figures
+
+def network_figure(summary: pd.DataFrame, title: str = "", height: int = 260):
+    """A left-to-right drawing of the layers: one box per layer, its type, output shape and parameters."""
+    import plotly.graph_objects as go
+
+    colors = {"Conv2D": "#1f77b4", "MaxPooling2D": "#ff7f0e", "Dense": "#2ca02c", "Flatten": "#7f7f7f",
+              "InputLayer": "#bcbd22", "Rescaling": "#17becf", "Dropout": "#8c564b", "LSTM": "#9467bd",
+              "SimpleRNN": "#e377c2", "Functional": "#d62728"}
+    fig = go.Figure()
+    n = len(summary)
+    for i, row in enumerate(summary.itertuples(index=False)):
+        typ, shape, params = row[1], row[2], row[3]
+        color = colors.get(typ, "#999999")
+        fig.add_shape(type="rect", x0=i, x1=i + 0.85, y0=0, y1=1, fillcolor=color, opacity=0.85, line_width=0)
+        fig.add_annotation(x=i + 0.425, y=0.72, text=f"<b>{typ}</b>", showarrow=False, font=dict(color="white", size=11))
+        fig.add_annotation(x=i + 0.425, y=0.45, text=shape.replace("None, ", ""), showarrow=False,
+                           font=dict(color="white", size=10))
+        fig.add_annotation(x=i + 0.425, y=0.2, text=f"{params:,} params", showarrow=False,
+                           font=dict(color="white", size=10))
+        if i < n - 1:
+            fig.add_annotation(x=i + 1, y=0.5, ax=i + 0.85, ay=0.5, xref="x", yref="y", axref="x", ayref="y",
+                               showarrow=True, arrowhead=2, text="")
+    fig.update_xaxes(visible=False, range=[-0.1, n])
+    fig.update_yaxes(visible=False, range=[-0.05, 1.05])
+    fig.update_layout(title=title, height=height, margin=dict(l=5, r=5, t=40 if title else 5, b=5),
+                      plot_bgcolor="rgba(0,0,0,0)")
+    return fig

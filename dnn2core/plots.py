@@ -88,3 +88,47 @@ def maps_grid_figure(maps: np.ndarray, titles: Sequence[str], columns: int = 4, 
         fig.update_xaxes(showticklabels=False, row=r, col=c)
     fig.update_layout(height=max(rows * height_per_row, 240), margin=dict(l=10, r=10, t=40, b=10))
     return fig
+
+
+# ----------------------------------------------------------------------------- training curves
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+
+
+def training_curves_figure(history, metric: str, title: str | None = None, height: int = 320,
+                           mark_best: bool = False, log_y: bool = False) -> go.Figure:
+    """Per-epoch curves of one metric for every model on shared axes: train dashed, validation solid
+    (as in the course's figures). ``history`` is a tidy frame: model, epoch, metric, value."""
+    fig = go.Figure()
+    models = list(dict.fromkeys(history["model"])) if len(history) else []
+    for i, model in enumerate(models):
+        color = PALETTE[i % len(PALETTE)]
+        for split, dash, prefix in (("train", "dash", ""), ("validation", "solid", "val_")):
+            rows = history[(history["model"] == model) & (history["metric"] == prefix + metric)]
+            if rows.empty:
+                continue
+            fig.add_trace(go.Scatter(x=rows["epoch"], y=rows["value"], mode="lines+markers",
+                                     name=f"{model} · {split}", line=dict(color=color, dash=dash),
+                                     marker=dict(size=5)))
+            if mark_best and prefix == "val_" and len(rows):
+                best = rows.loc[rows["value"].idxmin() if "loss" in metric or "mae" in metric or "mse" in metric
+                                else rows["value"].idxmax()]
+                fig.add_trace(go.Scatter(x=[best["epoch"]], y=[best["value"]], mode="markers",
+                                         marker=dict(symbol="star", size=14, color=color),
+                                         name=f"{model} · best epoch {int(best['epoch'])}"))
+    fig.update_layout(title=title or metric, height=height, margin=dict(l=10, r=10, t=40, b=10),
+                      xaxis_title="epoch", yaxis_title=metric, legend=dict(orientation="h", y=-0.25))
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def bars_figure(labels: Sequence[str], series: dict[str, Sequence[float]], title: str = "",
+                height: int = 300, y_title: str = "") -> go.Figure:
+    """Grouped bars: one group per label, one bar per series (e.g. class probabilities per model)."""
+    fig = go.Figure()
+    for i, (name, values) in enumerate(series.items()):
+        fig.add_trace(go.Bar(x=list(labels), y=list(values), name=name, marker_color=PALETTE[i % len(PALETTE)]))
+    fig.update_layout(title=title, barmode="group", height=height, margin=dict(l=10, r=10, t=40, b=10),
+                      yaxis_title=y_title)
+    return fig

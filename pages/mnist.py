@@ -1,5 +1,210 @@
-"""Placeholder until issue #3 lands."""
+"""MNIST: the course's dense network vs its CNN, trained live (Video 2, outcomes 1-2)."""
 
-from dnn2ui.placeholder import coming_soon
+import os
+from functools import partial
 
-coming_soon("pages/mnist.py", 3)
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dnn2core import data, digits, evaluation, models, plots, uploads
+from dnn2core.training import Budget, ModelRun
+from dnn2ui import live
+from dnn2ui.sidebar import data_banner
+from dnn2ui.state import UrlState
+
+PAGE = "mnist"
+url = UrlState(PAGE)
+st.title("MNIST: dense vs CNN")
+st.markdown("The course's two digit classifiers, side by side: a **dense network** that flattens the image "
+            "(50,890 parameters) and a **convolutional network** that keeps its 2D structure (104,202). "
+            "Train them here and see why the CNN wins.")
+url.share_note()
+
+
+@st.cache_resource(show_spinner="Loading MNIST…")
+def mnist():
+    return data.load_mnist()
+
+
+@st.cache_resource(show_spinner="Building the models…")
+def summaries(api: str):
+    built = {"Dense": models.build_mnist_dense(api), "CNN": models.build_mnist_cnn(api)}
+    return {name: (models.summary_frame(m), models.param_totals(m), models.first_conv_arithmetic(m))
+            for name, m in built.items()}
+
+
+loaded = mnist()
+data_banner(loaded.provenance)
+n_available = len(loaded.data.y_train)
+
+with st.expander("Training settings", expanded=True):
+    c1, c2, c3, c4 = st.columns(4)
+    chosen = url.multiselect("models", "Models", ["Dense", "CNN"], ["Dense", "CNN"], where=c1)
+    api = url.radio("api", "Keras API", ["sequential", "functional"], "sequential", where=c1, horizontal=True)
+    epochs = url.slider("epochs", "Epochs", 1, 20, 2, where=c2)
+    batch_size = url.select_slider("batch", "Batch size", [16, 32, 64, 128, 256], 32, where=c2)
+    optimizer = url.selectbox("opt", "Optimizer", list(models.OPTIMIZERS), "rmsprop", where=c3)
+    learning_rate = url.select_slider("lr", "Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1], 1e-3,
+                                      where=c3, format_func=lambda v: f"{v:g}")
+    sizes = [s for s in (500, 1000, 2000, 5000, 10000, 20000, 30000, 60000) if s < n_available] + [n_available]
+    train_size = url.select_slider("n", "Training digits", sizes, min(5000, n_available), where=c4,
+                                   format_func=lambda v: f"{v:,}")
+    val_split = url.slider("val", "Validation split", 0.05, 0.3, 0.1, where=c4, step=0.05)
+    seed = url.number("seed", "Seed", 0, 0, 1_000_000, where=c1, step=1)
+
+tab_train, tab_model, tab_eval, tab_digit, tab_shift, tab_code = st.tabs(
+    ["Train", "The models", "Evaluate", "Your digit", "Move the digits", "Keras code"])
+
+# ----------------------------------------------------------------------------- train
+with tab_train:
+    busy = live.any_active(PAGE)
+    cols = st.columns([1, 4])
+    start = cols[0].button("Start training", type="primary", disabled=busy or not chosen, key="mnist.start")
+    with cols[1]:
+        live.server_load_caption()
+    if not chosen:
+        st.warning("Choose at least one model.")
+    if start:
+        split = digits.prepare(loaded.data, train_size, int(seed))
+        builders = {"Dense": models.build_mnist_dense, "CNN": models.build_mnist_cnn}
+        runs = []
+        for name in chosen:
+            kind = name.lower()
+            x_test = digits.as_input(split.x_test, kind)
+
+            def evaluate(m, x_test=x_test, y_test=split.y_test):
+                loss, acc = m.evaluate(x_test, y_test, verbose=0, batch_size=512)
+                return {"test_accuracy": float(acc), "test_loss": float(loss)}
+
+            runs.append(ModelRun(name, partial(builders[name], api, optimizer, learning_rate),
+                                 dict(x=digits.as_input(split.x_train, kind), y=split.y_train, epochs=int(epochs),
+                                      batch_size=int(batch_size), validation_split=float(val_split), shuffle=True),
+                                 evaluate=evaluate))
+        budget = Budget(max_epochs=50, max_samples=5_000_000,
+                        max_seconds=float(os.environ.get("DNN2_JOB_SECONDS", "900")))
+        live.start_job(PAGE, runs, budget=budget, seed=int(seed),
+                       label=f"{' + '.join(chosen)} · {epochs} ep · batch {batch_size} · {optimizer} {learning_rate:g} "
+                             f"· {train_size:,} digits · seed {seed}")
+    job = live.job_panel(PAGE, ("loss", "accuracy"))
+    if job is None:
+        st.info("Press **Start training**. Both models train one after the other in the same slot; curves "
+                "update after every epoch. Changing a setting never restarts a run — only the button does.")
+    elif job.done:
+        live.download_buttons(PAGE, job)
+        st.subheader("Compare runs")
+        live.compare_runs(PAGE, "accuracy")
+
+# ----------------------------------------------------------------------------- the models
+with tab_model:
+    info = summaries(api)
+    for name in ("Dense", "CNN"):
+        frame, totals, conv = info[name]
+        st.markdown(f"**{name}** ({api} API)")
+        st.plotly_chart(models.network_figure(frame), key=f"mnist.net.{name}")
+        st.dataframe(frame, hide_index=True, key=f"mnist.summary.{name}")
+        st.markdown(f"Total params: **{totals['total']:,}** · Trainable: **{totals['trainable']:,}** · "
+                    f"Non-trainable: **{totals['non_trainable']:,}**")
+        if conv is not None:
+            st.latex(rf"(k_h \cdot k_w \cdot C + 1) \cdot K = ({conv['kh']} \cdot {conv['kw']} \cdot {conv['channels']}"
+                     rf" + 1) \cdot {conv['filters']} = {conv['formula']:,}")
+            st.caption("Each of the first layer's filters is a 3x3 grid of weights on one input channel, plus a "
+                       "bias: read straight from the model's kernel shape. Pooling and Flatten have no parameters.")
+    st.caption("The course's summary prints 'Trainable params: 50,980' for the dense model: a slip, it is 50,890.")
+
+# ----------------------------------------------------------------------------- evaluation helpers
+finished = [j for j in live.page_jobs(PAGE) if j.done and j.models]
+eval_job = finished[-1] if finished else None
+
+
+def probs_for(job, name: str, x: np.ndarray, tag: str) -> np.ndarray:
+    """Predictions are cached per run, model and input set: a rerun never recomputes them."""
+    cache = st.session_state.setdefault("mnist.probs", {})
+    key = (job.job_id, name, tag)
+    if key not in cache:
+        cache[key] = evaluation.predict_probs(job.models[name], x, name.lower())
+    return cache[key]
+
+
+x_test = loaded.data.x_test.astype(np.float32) / 255.0
+y_test = loaded.data.y_test.astype(np.int64)
+
+with tab_eval:
+    if eval_job is None:
+        st.info("Train a run first; its models are evaluated here on the test digits.")
+    else:
+        st.caption(f"Evaluating {eval_job.snapshot().label} on {len(y_test):,} test digits.")
+        cols = st.columns(len(eval_job.models))
+        per_class = {}
+        for col, name in zip(cols, eval_job.models):
+            probs = probs_for(eval_job, name, x_test, "test")
+            pred = probs.argmax(axis=1)
+            cm = evaluation.confusion_matrix(y_test, pred)
+            per_class[name] = evaluation.per_class_accuracy(cm)
+            with col:
+                st.metric(f"{name} test accuracy", f"{(pred == y_test).mean():.2%}")
+                st.plotly_chart(evaluation.confusion_figure(cm, f"{name}: confusion matrix"),
+                                key=f"mnist.cm.{name}")
+                wrong = evaluation.misclassified(probs, y_test, limit=16)
+                captions = [f"{y_test[i]}→{pred[i]} ({probs[i, pred[i]]:.0%})" for i in wrong]
+                st.markdown(f"Most confidently wrong ({int((pred != y_test).sum())} errors):")
+                st.plotly_chart(evaluation.gallery_figure(x_test[wrong], captions, columns=4),
+                                key=f"mnist.wrong.{name}")
+        st.plotly_chart(plots.bars_figure([str(d) for d in range(10)], per_class, "Accuracy per digit",
+                                          y_title="accuracy"), key="mnist.perclass")
+
+with tab_digit:
+    if eval_job is None:
+        st.info("Train a run first, then classify a test digit or your own picture here.")
+    else:
+        src = st.radio("Digit", ["A test digit", "Upload a picture"], horizontal=True, key="mnist.digit_src")
+        digit = None
+        if src == "A test digit":
+            idx = st.number_input("Test digit number", 0, len(y_test) - 1, 0, key="mnist.digit_idx")
+            digit = x_test[int(idx)]
+            st.caption(f"True label: {y_test[int(idx)]}")
+        else:
+            up = st.file_uploader("A photo or drawing of one digit", type=list(uploads.IMAGE_EXTENSIONS),
+                                  key="mnist.upload")
+            if up is not None:
+                try:
+                    digit = digits.digit_from_image(uploads.image_array(up.getvalue(), max_side=512, mode="L"))
+                except ValueError as exc:  # UploadError is a ValueError too
+                    st.error(f"{up.name}: {exc}")
+        if digit is not None:
+            c1, c2 = st.columns([1, 3])
+            c1.plotly_chart(plots.image_figure(digit, "As the models see it (28x28)", height=260), key="mnist.digit")
+            series = {name: evaluation.predict_probs(m, digit[None], name.lower())[0]
+                      for name, m in eval_job.models.items()}
+            c2.plotly_chart(plots.bars_figure([str(d) for d in range(10)], series, "Class probabilities",
+                                              y_title="probability"), key="mnist.digit_probs")
+
+with tab_shift:
+    st.markdown("The course's argument: a dense network must relearn every feature at every location, while "
+                "convolutions are shared across the image. Move the test digits and watch both accuracies.")
+    if eval_job is None:
+        st.info("Train a run first.")
+    else:
+        shifts = list(range(0, 9))
+        subset = slice(0, min(1000, len(y_test)))
+        cache = st.session_state.setdefault("mnist.shift", {})
+        if eval_job.job_id not in cache:
+            curves, corner = {}, {}
+            for name, m in eval_job.models.items():
+                def predict(x, m=m, kind=name.lower()):
+                    return evaluation.predict_probs(m, x, kind)
+                curves[name] = evaluation.accuracy_vs_shift(predict, x_test[subset], y_test[subset], shifts)
+                corner[name] = float((predict(digits.to_top_right(x_test[subset])).argmax(1) == y_test[subset]).mean())
+            cache[eval_job.job_id] = (curves, corner)
+        curves, corner = cache[eval_job.job_id]
+        st.plotly_chart(evaluation.shift_figure(shifts, curves), key="mnist.shift_fig")
+        st.dataframe(pd.DataFrame({"model": list(corner), "accuracy, digit shrunk into the top-right corner":
+                                   [f"{v:.1%}" for v in corner.values()]}), hide_index=True)
+        st.caption("Neither model is fully translation invariant: pooling gives the CNN some tolerance to small "
+                   "shifts, and neither has seen digits in a corner during training.")
+
+with tab_code:
+    st.code(models.mnist_code(chosen or ["Dense", "CNN"], api, optimizer, learning_rate, int(epochs),
+                              int(batch_size), float(val_split)), language="python")
+
+url.sync()

@@ -1,0 +1,397 @@
+"""Live-training machinery: the FIFO gate, budgets, stop-within-a-batch, failures, imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dnn2core.training import (
+    STOP_ABANDONED,
+    STOP_EPOCHS,
+    STOP_SAMPLES,
+    STOP_TIME,
+    STOP_USER,
+    Budget,
+    JobGate,
+    ModelRun,
+    QueueFull,
+    TrainingJob,
+    default_max_jobs,
+    estimate_eta,
+    format_eta,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _wait_for(predicate, timeout: float = 30.0, interval: float = 0.01) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+# ---------------------------------------------------------------- gate (no TensorFlow) -------
+
+
+def test_gate_fifo_positions_stop_queuefull_and_idempotent_release():
+    gate = JobGate(max_running=2, max_waiting=3)
+    stops = {f"j{i}": threading.Event() for i in range(5)}
+    results: dict[str, bool] = {}
+
+    def take(job_id: str) -> None:
+        results[job_id] = gate.acquire(job_id, stops[job_id], poll=0.01)
+
+    threads = []
+    for i in range(5):  # start one by one so the arrival order is known
+        t = threading.Thread(target=take, args=(f"j{i}",), daemon=True)
+        t.start()
+        threads.append(t)
+        assert _wait_for(lambda i=i: f"j{i}" in gate.running() + gate.waiting(), 5)
+
+    assert gate.running() == ["j0", "j1"]
+    assert gate.waiting() == ["j2", "j3", "j4"]
+    assert [gate.position(f"j{i}") for i in range(5)] == [None, None, 1, 2, 3]
+    assert gate.position("unknown") is None
+
+    with pytest.raises(QueueFull, match="busy"):  # 3 waiting is the limit
+        gate.acquire("j5", threading.Event(), poll=0.01)
+    assert isinstance(QueueFull("x"), ValueError)
+
+    gate.release("j0")  # the first waiter, not any waiter, gets the slot
+    assert _wait_for(lambda: "j2" in gate.running(), 5)
+    threads[2].join(5)
+    assert results["j2"] is True
+    assert sorted(gate.running()) == ["j1", "j2"]
+    assert gate.waiting() == ["j3", "j4"]
+    assert gate.position("j4") == 2
+
+    stops["j3"].set()  # a waiter that gives up leaves the queue
+    threads[3].join(5)
+    assert results["j3"] is False
+    assert gate.waiting() == ["j4"] and gate.position("j4") == 1
+
+    gate.release("j1")
+    gate.release("j1")  # idempotent: does not free a second slot
+    threads[4].join(5)
+    assert results["j4"] is True
+    assert sorted(gate.running()) == ["j2", "j4"]
+    gate.release("j2"), gate.release("j4"), gate.release("never-seen")
+    assert gate.running() == [] and gate.waiting() == []
+
+
+def test_gate_validation_and_small_helpers(monkeypatch):
+    with pytest.raises(ValueError, match="max_running"):
+        JobGate(0)
+    with pytest.raises(ValueError, match="max_waiting"):
+        JobGate(1, max_waiting=-1)
+    gate = JobGate(1, max_waiting=0)  # no waiting room: a free slot is still taken at once
+    assert gate.acquire("a", threading.Event()) is True
+    with pytest.raises(QueueFull):
+        gate.enqueue("b")
+    with pytest.raises(ValueError, match="idle_seconds"):
+        Budget(idle_seconds=0)
+
+    monkeypatch.setenv("DNN2_MAX_JOBS", "3")
+    assert default_max_jobs() == 3
+    monkeypatch.setenv("DNN2_MAX_JOBS", "zero")
+    with pytest.raises(ValueError, match="DNN2_MAX_JOBS"):
+        default_max_jobs()
+    monkeypatch.delenv("DNN2_MAX_JOBS")
+    import dnn2core.training as training
+    from dnn2core.device import cpu_cores
+
+    monkeypatch.setattr(training, "_visible_gpus", lambda: 2)  # one job per GPU
+    assert default_max_jobs() == 2
+    monkeypatch.setattr(training, "_visible_gpus", lambda: 0)  # CPU: cores // 4, at least 1
+    assert default_max_jobs() == max(1, cpu_cores() // 4)
+
+    assert format_eta(None) == "estimating…"
+    assert format_eta(0.2) == "< 1 s"
+    assert format_eta(42) == "42 s"
+    assert format_eta(65) == "1 min 05 s"
+    assert format_eta(3720) == "1 h 02 min"
+    assert estimate_eta(0, 10, 5.0) is None
+    assert estimate_eta(2, 10, 4.0) == pytest.approx(16.0)
+
+
+def test_importing_training_loads_neither_tensorflow_nor_streamlit():
+    code = (
+        "import sys, dnn2core.training\n"
+        "print(sorted(m for m in ('tensorflow', 'keras', 'streamlit') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+# ---------------------------------------------------------------- jobs (tiny Keras models) ---
+
+
+def _data(n: int = 64, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int32")
+    return x, y
+
+
+def _builder(units: int = 8):
+    def build():
+        import keras
+        from keras import layers
+
+        model = keras.Sequential([keras.Input((4,)), layers.Dense(units, activation="relu"),
+                                  layers.Dense(2, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    return build
+
+
+def _long_run(name: str = "Long", epochs: int = 1000, n: int = 2000, batch_size: int = 1) -> ModelRun:
+    x, y = _data(n)
+    return ModelRun(name, _builder(), dict(x=x, y=y, epochs=epochs, batch_size=batch_size))
+
+
+@pytest.mark.timeout(120)
+def test_two_models_train_to_completion_with_history_results_and_frame():
+    x, y = _data(64)
+    xv, yv = _data(32, seed=1)
+
+    def evaluate(model):
+        loss, acc = model.evaluate(xv, yv, verbose=0)
+        return {"test_accuracy": float(acc)}
+
+    fit = dict(x=x, y=y, epochs=3, batch_size=16, validation_data=(xv, yv))
+    runs = [ModelRun("Dense", _builder(8), dict(fit), evaluate=evaluate),
+            ModelRun("Wide", _builder(16), dict(fit), evaluate=evaluate)]
+    job = TrainingJob(runs, gate=JobGate(1), seed=1, owner="alice", label="compare")
+    assert job.snapshot().state == "queued"
+    job.start()
+    assert job.join(90)
+    snap = job.snapshot()
+    assert snap.state == "done" and snap.stop_reason is None and snap.message is None
+    assert snap.fraction == 1.0 and snap.eta_seconds == 0.0 and snap.elapsed > 0
+    assert snap.owner == "alice" and snap.label == "compare" and snap.device.startswith(("CPU", "GPU"))
+    assert snap.finished_at >= snap.started_at >= snap.created_at
+    assert list(snap.models) == ["Dense", "Wide"]
+    for name, units in (("Dense", 8), ("Wide", 16)):
+        mp = snap.models[name]
+        assert mp.state == "done" and mp.epoch == 3 and mp.epochs == 3 and mp.steps == 4
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert len(mp.history[key]) == 3 and all(np.isfinite(mp.history[key]))
+        assert len(mp.epoch_seconds) == 3 and all(s > 0 for s in mp.epoch_seconds)
+        assert mp.samples_seen == 3 * 64
+        assert mp.params == 4 * units + units + units * 2 + 2
+        assert 0.0 <= mp.results["test_accuracy"] <= 1.0
+    assert snap.samples_seen == 2 * 3 * 64
+    assert set(job.models) == {"Dense", "Wide"}
+    assert job.models["Wide"].count_params() == snap.models["Wide"].params
+    # the stored results are the evaluation of the returned model
+    _, acc = job.models["Dense"].evaluate(xv, yv, verbose=0)
+    assert snap.models["Dense"].results["test_accuracy"] == pytest.approx(acc)
+
+    frame = job.history_frame()
+    assert list(frame.columns) == ["model", "epoch", "metric", "value"]
+    n_metrics = len(snap.models["Dense"].history)
+    assert len(frame) == 2 * 3 * n_metrics
+    dense_loss = frame[(frame.model == "Dense") & (frame.metric == "loss")]
+    assert dense_loss.epoch.tolist() == [1, 2, 3]
+    assert dense_loss.value.tolist() == pytest.approx(snap.models["Dense"].history["loss"])
+    assert job.gate.running() == []
+
+
+@pytest.mark.timeout(120)
+def test_stop_ends_within_one_batch_and_keeps_history():
+    x, y = _data(2000)
+    run = ModelRun("Slow", _builder(), dict(x=x, y=y, epochs=50, batch_size=1))
+    job = TrainingJob([run], gate=JobGate(1), budget=Budget(max_epochs=50))
+    job.start()
+    # one full epoch first (so there is history to keep), then stop in the middle of epoch 2
+    assert _wait_for(lambda: job.snapshot().models["Slow"].epoch >= 1
+                     and job.snapshot().models["Slow"].batch >= 30, 90)
+    job.stop()
+    at_stop = job.snapshot().models["Slow"]
+    t0 = time.monotonic()
+    assert job.join(10)
+    assert time.monotonic() - t0 < 5
+    snap = job.snapshot()
+    final = snap.models["Slow"]
+    assert snap.state == "stopped" and snap.stop_reason == STOP_USER
+    assert final.state == "stopped"
+    assert final.samples_seen - at_stop.samples_seen <= 1  # batch size 1: samples == batches
+    assert final.epoch == at_stop.epoch >= 1  # the partial epoch is not in the history
+    assert len(final.history["loss"]) == final.epoch and len(final.epoch_seconds) == final.epoch
+    assert "Slow" in job.models
+    assert job.gate.running() == []
+    assert 0 < snap.fraction < 1
+
+
+@pytest.mark.timeout(120)
+def test_stop_skips_the_long_validation_pass_after_the_stop():
+    x, y = _data(2000)
+    xv, yv = _data(30000, seed=1)  # a full validation pass at batch size 1 would take many seconds
+    run = ModelRun("M", _builder(), dict(x=x, y=y, epochs=5, batch_size=1,
+                                         validation_data=(xv, yv), validation_batch_size=1))
+    job = TrainingJob([run], gate=JobGate(1))
+    job.start()
+    assert _wait_for(lambda: job.snapshot().models["M"].batch >= 20, 60)
+    job.stop()
+    t0 = time.monotonic()
+    assert job.join(10)
+    assert time.monotonic() - t0 < 3
+    mp = job.snapshot().models["M"]
+    assert mp.state == "stopped" and mp.epoch == 0 and mp.history == {}
+    assert "loss" in mp.batch_logs  # the running means up to the stop stay visible
+
+
+@pytest.mark.timeout(120)
+def test_stop_during_validation_keeps_the_epoch_but_not_its_cut_validation():
+    x, y = _data(32)
+    xv, yv = _data(30000, seed=1)
+    run = ModelRun("M", _builder(), dict(x=x, y=y, epochs=5, batch_size=32,
+                                         validation_data=(xv, yv), validation_batch_size=1))
+    job = TrainingJob([run], gate=JobGate(1))
+    job.start()
+    assert _wait_for(lambda: job.snapshot().models["M"].validating, 60)
+    job.stop()
+    t0 = time.monotonic()
+    assert job.join(10)
+    assert time.monotonic() - t0 < 3
+    mp = job.snapshot().models["M"]
+    assert mp.epoch == 1 and not mp.validating
+    assert np.isfinite(mp.history["loss"][0]) and np.isnan(mp.history["val_loss"][0])
+    frame = job.history_frame()
+    assert set(frame.metric) == {"loss", "accuracy"}  # cut validation is not reported
+
+
+@pytest.mark.timeout(120)
+def test_epoch_budget_caps_and_continues_with_next_model():
+    x, y = _data(64)
+    runs = [ModelRun(n, _builder(), dict(x=x, y=y, epochs=10, batch_size=32)) for n in ("A", "B")]
+    job = TrainingJob(runs, gate=JobGate(1), budget=Budget(max_epochs=2))
+    assert job.snapshot().models["A"].epochs == 2  # planned epochs shown before the start
+    job.start()
+    assert job.join(60)
+    snap = job.snapshot()
+    assert snap.state == "stopped" and snap.stop_reason == STOP_EPOCHS
+    for name in ("A", "B"):
+        mp = snap.models[name]
+        assert mp.epoch == 2 and len(mp.history["loss"]) == 2 and mp.requested_epochs == 10
+    assert set(job.models) == {"A", "B"}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("budget", "heartbeat", "reason"),
+    [
+        (Budget(max_epochs=1000, idle_seconds=0.5), False, STOP_ABANDONED),
+        (Budget(max_epochs=1000, max_seconds=1.0), True, STOP_TIME),
+        (Budget(max_epochs=1000, max_samples=150), True, STOP_SAMPLES),
+    ],
+    ids=["idle", "time", "samples"],
+)
+def test_budgets_stop_the_job_with_the_right_reason(budget, heartbeat, reason):
+    runs = [_long_run("First"), _long_run("Second")]
+    job = TrainingJob(runs, gate=JobGate(1), budget=budget)
+    job.start()
+    t0 = time.monotonic()
+    while not job.done and time.monotonic() - t0 < 60:
+        if heartbeat:
+            job.heartbeat()
+        time.sleep(0.05)
+    assert job.join(10)
+    snap = job.snapshot()
+    assert snap.state == "stopped" and snap.stop_reason == reason
+    assert snap.models["First"].state == "stopped"
+    assert snap.models["Second"].state == "stopped" and snap.models["Second"].epoch == 0
+    assert "Second" not in job.models  # the whole job halts, later models never start
+    if reason == STOP_SAMPLES:
+        assert snap.models["First"].samples_seen == 150  # batch size 1: stops exactly on budget
+    if reason == STOP_TIME:
+        assert 1.0 <= snap.elapsed < 10
+
+
+@pytest.mark.timeout(120)
+def test_gate_queues_the_second_job_until_the_first_finishes():
+    gate = JobGate(1)
+    x, y = _data(64)
+    first = TrainingJob([ModelRun("M", _builder(), dict(x=x, y=y, epochs=20, batch_size=1))], gate=gate)
+    second = TrainingJob([ModelRun("M", _builder(), dict(x=x, y=y, epochs=2, batch_size=32))], gate=gate)
+    first.start()
+    assert _wait_for(lambda: first.snapshot().models["M"].batch >= 1, 60)
+    second.start()
+    time.sleep(0.3)
+    snap = second.snapshot()
+    assert first.snapshot().state == "running"
+    assert snap.state == "queued" and snap.queue_position == 1 and snap.started_at is None
+    assert gate.running() == [first.job_id] and gate.waiting() == [second.job_id]
+    assert first.join(90) and second.join(60)
+    a, b = first.snapshot(), second.snapshot()
+    assert a.state == "done" and b.state == "done"
+    assert b.started_at >= a.finished_at  # never trained at the same time
+    assert b.queue_position is None and b.models["M"].epoch == 2
+    assert gate.running() == [] and gate.waiting() == []
+
+
+@pytest.mark.timeout(60)
+def test_queued_job_stopped_leaves_queue():
+    gate = JobGate(1)
+    holder_stop = threading.Event()
+    assert gate.acquire("holder", holder_stop)
+    job = TrainingJob([_long_run()], gate=gate)
+    job.start()
+    assert _wait_for(lambda: job.snapshot().queue_position == 1, 5)
+    job.stop()
+    assert job.join(5)
+    snap = job.snapshot()
+    assert snap.state == "stopped" and snap.stop_reason == STOP_USER and snap.started_at is None
+    assert gate.waiting() == []
+    gate.release("holder")
+
+
+@pytest.mark.timeout(120)
+def test_failing_build_marks_failed_and_releases_the_slot():
+    def broken_build():
+        raise RuntimeError("no such layer: Dense42")
+
+    x, y = _data(64)
+    gate = JobGate(1)
+    job = TrainingJob([ModelRun("Broken", broken_build, dict(x=x, y=y, epochs=1)),
+                       ModelRun("Never", _builder(), dict(x=x, y=y, epochs=1))], gate=gate)
+    job.start()
+    assert job.join(60)
+    snap = job.snapshot()
+    assert snap.state == "failed"
+    assert "RuntimeError" in snap.message and "no such layer: Dense42" in snap.message
+    assert snap.models["Broken"].state == "failed" and snap.models["Never"].state == "stopped"
+    assert gate.running() == [] and gate.waiting() == []
+    assert job.models == {}
+    # the slot is free again: the next job is admitted at once
+    assert gate.acquire("next", threading.Event())
+    gate.release("next")
+
+
+def test_queue_full_is_raised_by_start():
+    gate = JobGate(1, max_waiting=0)
+    assert gate.acquire("holder", threading.Event())
+    job = TrainingJob([_long_run()], gate=gate)
+    with pytest.raises(QueueFull):
+        job.start()
+    assert job.snapshot().state == "failed" and "busy" in job.snapshot().message
+    gate.release("holder")
+
+
+def test_invalid_runs_are_rejected():
+    with pytest.raises(ValueError, match="at least one"):
+        TrainingJob([], gate=JobGate(1))
+    with pytest.raises(ValueError, match="unique"):
+        TrainingJob([ModelRun("A", _builder(), {}), ModelRun("A", _builder(), {})], gate=JobGate(1))
