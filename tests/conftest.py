@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")  # AppTest resolves relative paths against the calling file
 SHARED_DATA = Path(os.environ.get("DNN2_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 os.environ.setdefault("DNN2_OFFLINE", "1")
@@ -39,3 +40,9 @@ def shared_data_dir(monkeypatch):
         pytest.skip(f"needs ../shared/data at {d}")
     monkeypatch.setenv("DNN2_DATA_DIR", str(d))
     return d
+
+
+def qp(at, key: str) -> str:
+    """A query parameter of an AppTest as one string (AppTest stores lists before a run)."""
+    value = at.query_params[key]
+    return value[-1] if isinstance(value, list) else value

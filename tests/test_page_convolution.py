@@ -9,12 +9,14 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from conftest import APP, qp
+
 from dnn2core import convolution as conv
 from dnn2core import data
 
 
 def page(**params) -> AppTest:
-    at = AppTest.from_file("app.py", default_timeout=60)
+    at = AppTest.from_file(APP, default_timeout=60)
     for k, v in params.items():
         at.query_params[k] = v
     at.switch_page("pages/convolution.py").run()
@@ -30,7 +32,7 @@ def test_defaults_show_formula_and_output(no_local_data):
     at = page(sample="Synthetic: bars, disc and diagonal (grayscale)")
     # 96x96 input, 3x3 kernel, stride 1, valid: floor((96-3)/1)+1 = 94
     assert r"\left\lfloor \frac{96 - 3}{1} \right\rfloor + 1 = 94" in latex(at)
-    assert at.query_params["preset"] == ["vertical line"]
+    assert qp(at, "preset") == "vertical line"
     assert "94x94" in " ".join(m.value for m in at.markdown)  # pooling sizes 94x94 -> 47x47
     assert "47x47" in " ".join(m.value for m in at.markdown)
 
@@ -45,8 +47,8 @@ def test_controls_change_the_numbers_and_the_url(no_local_data):
     at.run()
     assert not at.exception
     assert r"\left\lceil \frac{96}{2} \right\rceil = 48" in latex(at)
-    assert at.query_params["preset"] == ["sobel x"] and at.query_params["stride"] == ["2"]
-    assert at.query_params["pad"] == ["same"] and at.query_params["act"] == ["relu"]
+    assert qp(at, "preset") == "sobel x" and qp(at, "stride") == "2"
+    assert qp(at, "pad") == "same" and qp(at, "act") == "relu"
     # the explained output value is the feature-map value at the chosen position
     row, col = at.slider(key="conv.row").value, at.slider(key="conv.col").value
     img = data.load_sample_image("Synthetic: bars, disc and diagonal (grayscale)").data
