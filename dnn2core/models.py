@@ -205,3 +205,16 @@ def network_figure(summary: pd.DataFrame, title: str = "", height: int = 260):
     fig.update_layout(title=title, height=height, margin=dict(l=5, r=5, t=40 if title else 5, b=5),
                       plot_bgcolor="rgba(0,0,0,0)")
     return fig
+
+
+# The cats-vs-dogs networks live in dnn2core.catsdogs (with their data pipeline); they are
+# re-exported here lazily so ``dnn2core.models`` builds every network of the course.
+_REEXPORTS = {"build_catsdogs_scratch": "dnn2core.catsdogs", "build_vgg16_transfer": "dnn2core.catsdogs",
+              "unfreeze_top": "dnn2core.catsdogs"}
+
+
+def __getattr__(name: str):
+    if name in _REEXPORTS:
+        import importlib
+        return getattr(importlib.import_module(_REEXPORTS[name]), name)
+    raise AttributeError(f"module 'dnn2core.models' has no attribute {name!r}")
