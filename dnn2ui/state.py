@@ -13,6 +13,8 @@ from typing import Any, Callable, Sequence
 
 import streamlit as st
 
+from dnn2ui.router import ensure_navigation
+
 _STORE = "_url_store"  # survives page switches, when Streamlit drops widget keys of hidden pages
 
 
@@ -38,6 +40,7 @@ class UrlState:
     """URL-bound widgets for one page."""
 
     def __init__(self, page: str):
+        ensure_navigation()  # every page makes a UrlState first: route deep links through app.py
         self.page = page
         self._bound: dict[str, str] = {}
         self.ignored: list[str] = []

@@ -3,6 +3,9 @@
 import streamlit as st
 
 from dnn2ui.pages import LEARNING_OUTCOMES, PAGES
+from dnn2ui.router import ensure_navigation
+
+ensure_navigation()
 
 st.title("DNN2 Studio")
 st.markdown(

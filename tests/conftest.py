@@ -13,6 +13,7 @@ APP = str(ROOT / "app.py")  # AppTest resolves relative paths against the callin
 SHARED_DATA = Path(os.environ.get("DNN2_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 os.environ.setdefault("DNN2_OFFLINE", "1")
+os.environ.setdefault("DNN2_APPTEST", "1")  # see dnn2ui/router.py
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

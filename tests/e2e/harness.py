@@ -1,0 +1,236 @@
+"""Real-browser end-to-end helpers: a `streamlit run` server and Debian's Chromium via Playwright.
+
+Reusable by any e2e check: ``Server`` starts the app on a free local port and always stops it;
+``launch_browser`` opens /usr/bin/chromium (never a downloaded browser); ``wait_for_app_idle``
+waits on Streamlit's own run-state signal instead of fixed sleeps; ``wait_for_rerun`` does the
+same after a click, so a check never reads the page before the rerun it caused has finished.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts" / "e2e"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+
+# Streamlit 1.6x sets data-test-script-state on the app root: initial (no run yet), running,
+# rerunRequested, stopRequested, compilationError or notRunning. The status widget shows a
+# running icon while a script or fragment runs.
+APP_ROOT = '[data-testid="stApp"]'
+RUNNING_ICONS = '[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"]'
+
+_IDLE_JS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app) return false;
+  if (app.getAttribute('data-test-connection-state') !== 'CONNECTED') return false;
+  const state = app.getAttribute('data-test-script-state');
+  if (state === 'compilationError') return true;  // finished, with an error the caller reports
+  if (state !== 'notRunning') return false;
+  if (document.querySelector('%s')) return false;
+  if (document.querySelector('[data-stale="true"]')) return false;
+  return true;
+}""" % RUNNING_ICONS
+
+# Plotly and KaTeX render after the script has finished: wait for them so a screenshot shows
+# the page as a learner sees it.
+_PAINTED_JS = """() => {
+  for (const c of document.querySelectorAll('[data-testid="stPlotlyChart"]'))
+    if (!c.querySelector('.main-svg')) return false;
+  for (const s of document.querySelectorAll('[data-testid="stSkeleton"]'))
+    if (s.offsetParent !== null) return false;
+  return true;
+}"""
+
+
+def free_port() -> int:
+    """A port the OS just handed out on 127.0.0.1 (bind to 0), so parallel runs never clash."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def health(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=timeout) as r:
+            return r.status == 200 and r.read().decode().strip() == "ok"
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+class Server:
+    """``with Server() as srv:`` runs ``streamlit run app.py`` headless on a free port until the block ends.
+
+    The server gets DNN2_OFFLINE=1 on top of the inherited environment (so DNN2_DATA_DIR from
+    make still applies). Its output goes to ``log_path``; the tail is shown when it fails to start.
+    """
+
+    def __init__(self, port: int | None = None, health_timeout: float = 90.0, log_path: Path | None = None,
+                 env: dict[str, str] | None = None, python: str | None = None,
+                 address: str | None = "127.0.0.1"):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.health_timeout = health_timeout
+        self.log_path = log_path or ARTIFACTS / "server.log"
+        self.env = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ, "DNN2_OFFLINE": "1", **(env or {})}
+        self.python = python or sys.executable
+        self.address = address  # None: Streamlit's default, exactly as `make run` starts it
+        self.proc: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self.healthy_after = float("nan")
+
+    @property
+    def command(self) -> list[str]:
+        cmd = [self.python, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+               "--server.port", str(self.port)]
+        return cmd + (["--server.address", self.address] if self.address else [])
+
+    def start(self) -> "Server":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "w")
+        self.started_at = time.perf_counter()
+        # Own process group: stop() ends the server and anything it spawned, and nothing else.
+        self.proc = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.wait_healthy()
+        return self
+
+    def wait_healthy(self) -> None:
+        deadline = self.started_at + self.health_timeout
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerError(f"streamlit exited with code {self.proc.returncode} before it was healthy.\n"
+                                  + self.log_tail())
+            if health(self.url, timeout=1.0):
+                self.healthy_after = time.perf_counter() - self.started_at
+                return
+            time.sleep(0.05)
+        raise ServerError(f"{self.url}/_stcore/health did not answer 'ok' within {self.health_timeout:g} s.\n"
+                          + self.log_tail())
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            self._log.flush()
+            text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return "(no server log)"
+        return "--- server log (tail) ---\n" + "\n".join(text)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+        self._log.close()
+        self.proc = None
+
+    def __enter__(self) -> "Server":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def launch_browser(playwright, headless: bool = True):
+    """Debian's Chromium; fails clearly when it is missing (make e2e installs it with apt)."""
+    if not Path(CHROMIUM).exists():
+        raise FileNotFoundError(f"{CHROMIUM} is missing: run `bash tests/e2e/install_chromium.sh` (apt, never a "
+                                "browser download).")
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=headless, args=CHROMIUM_ARGS)
+
+
+def wait_for_app_idle(page, timeout: float = 120.0, painted: bool = True) -> float:
+    """Wait until Streamlit has finished running the script (and, with ``painted``, drawn charts).
+
+    Returns the seconds waited. Raises Playwright's TimeoutError after ``timeout`` seconds.
+    """
+    t0 = time.perf_counter()
+    page.wait_for_function(_IDLE_JS, timeout=timeout * 1000, polling=100)
+    if painted:
+        left = max(timeout - (time.perf_counter() - t0), 1.0)
+        page.wait_for_function(_PAINTED_JS, timeout=left * 1000, polling=100)
+    return time.perf_counter() - t0
+
+
+def wait_for_rerun(page, action: Callable[[], object], timeout: float = 120.0) -> float:
+    """Do ``action`` (a click, a key press) and wait for the rerun it causes to finish.
+
+    A MutationObserver counts the script-state changes away from notRunning, so a rerun that
+    starts and ends between two polls is still seen.
+    """
+    page.evaluate("""() => {
+      window.__dnn2Runs = 0;
+      const app = document.querySelector('[data-testid="stApp"]');
+      if (window.__dnn2Observer) window.__dnn2Observer.disconnect();
+      window.__dnn2Observer = new MutationObserver(() => {
+        if (app.getAttribute('data-test-script-state') !== 'notRunning') window.__dnn2Runs += 1;
+      });
+      window.__dnn2Observer.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+    }""")
+    t0 = time.perf_counter()
+    action()
+    page.wait_for_function("() => window.__dnn2Runs > 0", timeout=timeout * 1000, polling=50)
+    left = max(timeout - (time.perf_counter() - t0), 1.0)
+    wait_for_app_idle(page, left)
+    return time.perf_counter() - t0
+
+
+@dataclass
+class PageProblems:
+    exceptions: list[str]
+    errors: list[str]
+    title: str | None
+
+
+def page_problems(page) -> PageProblems:
+    """What a learner would see going wrong: exception boxes, error alerts, and the page's h1."""
+    exceptions = [t.strip()[:300] for t in page.locator('[data-testid="stException"]').all_inner_texts()]
+    errors = [t.strip()[:300] for t in page.locator('[data-testid="stAlertContentError"]').all_inner_texts()]
+    if page.locator('[data-testid="stApp"][data-test-script-state="compilationError"]').count():
+        exceptions.append("the script did not compile (compilationError)")
+    h1 = page.locator('[data-testid="stMain"] h1')
+    title = h1.first.inner_text().strip() if h1.count() else None
+    return PageProblems(exceptions, errors, title)
+
+
+def full_page_screenshot(page, path: Path, width: int = 1400, max_height: int = 12000) -> None:
+    """Streamlit scrolls inside its main container, so grow the viewport to the content first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    original = page.viewport_size
+    height = page.evaluate("""() => {
+      const m = document.querySelector('[data-testid="stMain"]') || document.body;
+      return Math.max(m.scrollHeight, document.body.scrollHeight);
+    }""")
+    page.set_viewport_size({"width": width, "height": int(min(max(height, 600), max_height))})
+    try:
+        page.wait_for_function(_PAINTED_JS, timeout=10_000, polling=100)  # charts resize with the viewport
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        if original:
+            page.set_viewport_size(original)

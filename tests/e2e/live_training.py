@@ -1,0 +1,95 @@
+"""Live training against a real `streamlit run` server, in Chromium: the known traps.
+
+- ``model.fit`` must not hang inside Streamlit (streamlit#8974, #1570): a short run finishes and
+  its curves appear without the learner touching anything.
+- A widget change must not silently re-run a training: the run count stays the same.
+- Stop must stop: the run ends within about a batch, the page says so, the history is kept.
+
+Called from run_e2e.py; can also run alone: .venv/bin/python tests/e2e/live_training.py
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import ARTIFACTS, Server, launch_browser, page_problems, wait_for_app_idle, wait_for_rerun  # noqa: E402
+
+
+def _text(page) -> str:
+    return page.inner_text('[data-testid="stMain"]')
+
+
+def check_mnist_live(browser, base_url: str, timeout: float = 180.0) -> list[str]:
+    """Returns a list of problems (empty when every trap is avoided)."""
+    problems: list[str] = []
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(base_url + "/mnist?n=500&epochs=2&models=Dense&seed=1", wait_until="domcontentloaded")
+        wait_for_app_idle(page, timeout)
+        # a deep link as a fresh server's first visit still goes through app.py's navigation
+        page.get_by_text("Data in use").first.wait_for(timeout=timeout * 1000)
+        if "Convolution playground" not in page.inner_text('[data-testid="stSidebar"]'):
+            problems.append("a deep link on a fresh server did not show the app's navigation")
+        page.get_by_role("button", name="Start training").click()
+        t0 = time.perf_counter()
+        page.get_by_text(re.compile(r"Finished in")).first.wait_for(timeout=timeout * 1000)
+        finish_s = time.perf_counter() - t0
+        wait_for_app_idle(page, timeout)
+        text = _text(page)
+        if "Run 1" not in text:
+            problems.append("the finished run is not shown")
+        if page.locator('[data-testid="stPlotlyChart"]').count() < 2:
+            problems.append("no training curves after the run")
+        # a widget change reruns the page, not the training
+        wait_for_rerun(page, lambda: page.get_by_text("functional", exact=True).first.click(), timeout)
+        time.sleep(1.5)  # give a (wrongly) restarted job time to show up
+        text = _text(page)
+        if "Run 2" in text or "Waiting for a free training slot" in text or "🏃" in text:
+            problems.append("changing a widget started another training")
+        if "api=functional" not in page.url:
+            problems.append(f"the URL did not follow the widget: {page.url}")
+        page.screenshot(path=str(ARTIFACTS / "mnist_live_finished.png"), full_page=True)
+
+        # Stop: a long run, stopped once it has completed an epoch
+        page.goto(base_url + "/mnist?n=4000&epochs=20&models=CNN&batch=16&seed=2", wait_until="domcontentloaded")
+        wait_for_app_idle(page, timeout)
+        page.get_by_role("button", name="Start training").click()
+        page.get_by_text(re.compile(r"epoch [2-9]\d*/20")).first.wait_for(timeout=timeout * 1000)
+        stop = page.get_by_role("button", name="Stop")
+        t0 = time.perf_counter()
+        stop.click()
+        page.get_by_text(re.compile(r"Stopped \(stopped by you\)")).first.wait_for(timeout=30_000)
+        stop_s = time.perf_counter() - t0
+        wait_for_app_idle(page, timeout)
+        if stop_s > 10:
+            problems.append(f"Stop took {stop_s:.1f} s to show")
+        found = page_problems(page)
+        problems += [f"exception: {t}" for t in found.exceptions]
+        page.screenshot(path=str(ARTIFACTS / "mnist_live_stopped.png"), full_page=True)
+        print(f"  live training: a 2-epoch run finished in {finish_s:.1f} s; Stop showed after {stop_s:.1f} s")
+    except Exception as exc:  # noqa: BLE001 - every failure is reported as a problem
+        problems.append(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        try:
+            page.screenshot(path=str(ARTIFACTS / "mnist_live_failure.png"), full_page=True)
+        except Exception:  # noqa: BLE001
+            pass
+    finally:
+        page.close()
+    return problems
+
+
+if __name__ == "__main__":
+    from playwright.sync_api import sync_playwright
+
+    with Server() as srv, sync_playwright() as pw:
+        browser = launch_browser(pw)
+        found = check_mnist_live(browser, srv.url)
+        browser.close()
+    print("\n".join(found) or "live training: OK")
+    print(f"e2e: {int(not found)} passed, {int(bool(found))} failed")
+    sys.exit(1 if found else 0)

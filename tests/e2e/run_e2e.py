@@ -1,0 +1,193 @@
+"""Browser end-to-end run (`make e2e`): every page of DNN2 Studio in Debian's Chromium.
+
+Starts `streamlit run app.py` headless on a free port (DNN2_OFFLINE=1), opens each page of
+dnn2ui/pages.py, waits for Streamlit to finish the script run and paint its charts, and fails
+on an exception box, an error alert, or an h1 that is not the page's registered title. Saves a
+full-page screenshot per page under artifacts/e2e/<stem>.png, then changes the stride on the
+convolution page (through the link and with the keyboard) to prove widgets and URL settings
+work in a real browser. Ends with `e2e: N passed, M failed`; exits 1 on any failure.
+
+Usage: .venv/bin/python tests/e2e/run_e2e.py [--page convolution ...] [--timeout 120] [--headed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from harness import (ARTIFACTS, Server, ServerError, full_page_screenshot, launch_browser,  # noqa: E402
+                     page_problems, wait_for_app_idle, wait_for_rerun)
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
+
+from dnn2ui.pages import HOME, PAGES  # noqa: E402
+
+HOME_H1 = "DNN2 Studio"  # the home page greets with the app's name; its menu entry is HOME.title
+
+
+@dataclass
+class Check:
+    name: str
+    seconds: float
+    ok: bool
+    detail: str = ""
+
+
+def url_path(page_path: str) -> str:
+    """pages/convolution.py -> /convolution; the default (home) page is /."""
+    return "/" if page_path == HOME.path else "/" + Path(page_path).stem
+
+
+def check_page(browser, base_url: str, info, timeout: float) -> Check:
+    stem = Path(info.path).stem
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    problems: list[str] = []
+    t0 = time.perf_counter()
+    try:
+        page.goto(base_url + url_path(info.path), wait_until="domcontentloaded")
+        wait_for_app_idle(page, timeout)
+        seconds = time.perf_counter() - t0
+        found = page_problems(page)
+        problems += [f"exception: {t}" for t in found.exceptions]
+        problems += [f"error: {t}" for t in found.errors]
+        wanted = HOME_H1 if info is HOME else info.title
+        if found.title != wanted:
+            problems.append(f"h1 is {found.title!r}, expected {wanted!r}")
+        full_page_screenshot(page, ARTIFACTS / f"{stem}.png")
+    except PlaywrightTimeout:
+        seconds = time.perf_counter() - t0
+        problems.append(f"timeout: the page had not finished running and painting after {timeout:g} s "
+                        f"(state: {_script_state(page)})")
+        try:
+            page.screenshot(path=str(ARTIFACTS / f"{stem}.png"))
+        except Exception:
+            pass
+    except Exception as exc:  # a browser error is this page's failure, not the run's
+        seconds = time.perf_counter() - t0
+        problems.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        try:
+            page.screenshot(path=str(ARTIFACTS / f"{stem}.png"))
+        except Exception:
+            pass
+    finally:
+        page.close()
+    return Check(stem, seconds, not problems, "; ".join(problems))
+
+
+def _script_state(page) -> str:
+    try:
+        return page.evaluate("""() => { const a = document.querySelector('[data-testid="stApp"]');
+          return a ? a.getAttribute('data-test-script-state') + '/' + a.getAttribute('data-test-connection-state')
+                   : 'no app root'; }""")
+    except Exception as exc:
+        return f"unknown ({type(exc).__name__})"
+
+
+_OUTPUT_SIZE = re.compile(r"\\frac\{(\d+) - (\d+)\}\{(\d+)\} \\right\\rfloor \+ 1 = (\d+)")
+
+
+def _output_sizes(page) -> list[tuple[int, int, int, int]]:
+    """(n, k, s, out) of each valid-padding output-size formula KaTeX rendered on the page."""
+    tex = page.locator("annotation").evaluate_all("els => els.map(e => e.textContent)")
+    return [tuple(int(g) for g in m.groups()) for t in tex for m in _OUTPUT_SIZE.finditer(t or "")]
+
+
+def _assert_stride(page, stride: int) -> None:
+    query = parse_qs(urlparse(page.url).query)
+    if query.get("stride") != [str(stride)]:
+        raise AssertionError(f"the URL has stride={query.get('stride')}, expected {stride}: {page.url}")
+    sizes = _output_sizes(page)
+    if len(sizes) < 2:
+        raise AssertionError(f"expected the H_out and W_out formulas, found {sizes}")
+    for n, k, s, out in sizes[:2]:
+        if s != stride or out != (n - k) // s + 1:
+            raise AssertionError(f"formula shows floor(({n} - {k}) / {s}) + 1 = {out} for stride {stride}")
+
+
+def check_convolution_stride(browser, base_url: str, timeout: float) -> Check:
+    """A stride from the link is used, and moving the slider updates the formulas and the link."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    t0 = time.perf_counter()
+    try:
+        page.goto(base_url + "/convolution?stride=2&pad=valid", wait_until="domcontentloaded")
+        wait_for_app_idle(page, timeout)
+        _assert_stride(page, 2)
+        slider = page.get_by_role("slider", name="Stride s")
+        slider.focus()
+        wait_for_rerun(page, lambda: slider.press("ArrowRight"), timeout)
+        _assert_stride(page, 3)
+        found = page_problems(page)
+        if found.exceptions or found.errors:
+            raise AssertionError(f"after the stride change: {found.exceptions + found.errors}")
+        n, k, s, out = _output_sizes(page)[0]
+        return Check("convolution: stride 2 from link, 3 by keyboard", time.perf_counter() - t0, True,
+                     f"H_out = floor(({n} - {k}) / {s}) + 1 = {out}; URL stride=3")
+    except Exception as exc:
+        return Check("convolution: stride 2 from link, 3 by keyboard", time.perf_counter() - t0, False,
+                     f"{type(exc).__name__}: {exc}")
+    finally:
+        page.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--page", action="append", help="only these page stems (repeatable); default: all")
+    ap.add_argument("--timeout", type=float, default=120.0, help="seconds per page for the script run")
+    ap.add_argument("--headed", action="store_true", help="show the browser window")
+    args = ap.parse_args(argv)
+
+    from playwright.sync_api import sync_playwright
+
+    pages = [HOME, *PAGES]
+    if args.page:
+        pages = [p for p in pages if Path(p.path).stem in args.page]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    checks: list[Check] = []
+    t_run = time.perf_counter()
+    try:
+        with Server() as server, sync_playwright() as pw:
+            print(f"server {server.url} healthy after {server.healthy_after:.1f} s", flush=True)
+            browser = launch_browser(pw, headless=not args.headed)
+            try:
+                for info in pages:
+                    check = check_page(browser, server.url, info, args.timeout)
+                    checks.append(check)
+                    _report(check)
+                if any(p.path == "pages/convolution.py" for p in pages):
+                    check = check_convolution_stride(browser, server.url, args.timeout)
+                    checks.append(check)
+                    _report(check)
+            finally:
+                browser.close()
+    except ServerError as exc:
+        print(f"FAIL server: {exc}", flush=True)
+        checks.append(Check("server", float("nan"), False, str(exc)))
+    except Exception:
+        traceback.print_exc()
+        checks.append(Check("run", float("nan"), False, "unexpected error"))
+    passed = sum(c.ok for c in checks)
+    failed = len(checks) - passed
+    print(f"screenshots: {ARTIFACTS}; total {time.perf_counter() - t_run:.1f} s", flush=True)
+    print(f"e2e: {passed} passed, {failed} failed", flush=True)
+    return 1 if failed or not checks else 0
+
+
+def _report(check: Check) -> None:
+    status = "OK  " if check.ok else "FAIL"
+    line = f"{status} {check.name:<48} {check.seconds:6.1f} s"
+    if check.detail:
+        line += f"  {check.detail}"
+    print(line, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
