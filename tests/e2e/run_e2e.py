@@ -30,6 +30,7 @@ from harness import (ARTIFACTS, Server, ServerError, full_page_screenshot, launc
 from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
 from dnn2ui.pages import HOME, PAGES  # noqa: E402
+from live_training import check_mnist_live  # noqa: E402
 
 HOME_H1 = "DNN2 Studio"  # the home page greets with the app's name; its menu entry is HOME.title
 
@@ -158,6 +159,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"server {server.url} healthy after {server.healthy_after:.1f} s", flush=True)
             browser = launch_browser(pw, headless=not args.headed)
             try:
+                if any(p.path == "pages/mnist.py" for p in pages):
+                    # first, while the server is fresh: a deep link, then the live-training traps
+                    t0 = time.perf_counter()
+                    problems = check_mnist_live(browser, server.url, max(args.timeout, 180.0))
+                    check = Check("mnist: deep link, live run, no retrain, Stop", time.perf_counter() - t0,
+                                  not problems, "; ".join(problems))
+                    checks.append(check)
+                    _report(check)
                 for info in pages:
                     check = check_page(browser, server.url, info, args.timeout)
                     checks.append(check)
