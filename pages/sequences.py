@@ -1,5 +1,319 @@
-"""Placeholder until issue #6 lands."""
+"""Forecasting traffic: dense vs SimpleRNN vs LSTM against classical time-series models (Video 6, outcomes 5-6)."""
 
-from dnn2ui.placeholder import coming_soon
+import hashlib
+import os
+from functools import partial
 
-coming_soon("pages/sequences.py", 6)
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dnn2core import data, forecasting as fc, models, uploads
+from dnn2core.training import Budget, ModelRun
+from dnn2ui import live
+from dnn2ui.sidebar import data_banner
+from dnn2ui.state import UrlState
+
+PAGE = "sequences"
+url = UrlState(PAGE)
+st.title("Forecasting traffic")
+st.markdown("The course's Video 6: forecast the next **24 hours** of traffic from the last **6 hours** with a dense "
+            "network, a **SimpleRNN** and an **LSTM** (16 units each), then hold them against classical "
+            "time-series forecasts — persistence, seasonal naive and SARIMA — on the same validation windows.")
+url.share_note()
+
+SOURCES = ("Traffic (built-in loader)", "Upload a CSV")
+POLICIES = {"longest": "use the longest clean stretch", "refuse": "refuse the series"}
+HOURS = (500, 1000, 2000, 4000, 8000, 14000, 0)
+EPOCHS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+
+
+@st.cache_resource(show_spinner="Loading the traffic series…")
+def traffic(where: str):
+    return fc.load_traffic()
+
+
+@st.cache_data(max_entries=8, show_spinner="Cleaning the series…")
+def clean_builtin(where: str, max_gap: int, policy: str, aggregation: str):
+    return fc.series_from_table(traffic(where).data, max_gap=max_gap, policy=policy, aggregation=aggregation)
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading your file…")
+def read_upload(raw: bytes) -> pd.DataFrame:
+    return uploads.read_table(raw)
+
+
+@st.cache_data(max_entries=8, show_spinner="Cleaning the series…")
+def clean_upload(frame: pd.DataFrame, time_col: str, value_col: str, max_gap: int, policy: str, aggregation: str):
+    return fc.clean_hourly(frame, time_col, value_col, max_gap=max_gap, policy=policy, aggregation=aggregation)
+
+
+@st.cache_data(max_entries=8, show_spinner="Windowing…")
+def prepared(series: pd.Series, h: int, layout: str, extras: tuple[str, ...]):
+    return fc.prepare(series, h=h, layout=layout, extras=extras)
+
+
+@st.cache_data(max_entries=8, show_spinner="Fitting the classical model on the training part…")
+def arima(scaled: np.ndarray, fit_end: int, origins: np.ndarray, f: int, choice: str):
+    order, seasonal = fc.ARIMA_CHOICES[choice]
+    return fc.arima_forecasts(scaled, fit_end, origins, f, order, seasonal)
+
+
+@st.cache_resource(show_spinner="Building the models…")
+def model_table(shape: tuple[int, int]) -> pd.DataFrame:
+    rows = []
+    for kind in fc.MODEL_KINDS:
+        m = fc.build_forecaster(kind, shape)
+        rows.append({"model": kind, "layers": " → ".join(type(l).__name__ for l in m.layers),
+                     "params (Keras)": models.param_totals(m)["total"],
+                     "params (formula)": fc.expected_params(kind, shape)})
+    return pd.DataFrame(rows)
+
+
+def stop_page() -> None:
+    url.sync()
+    st.stop()
+
+
+# ----------------------------------------------------------------------------- data
+with st.expander("Data and cleaning", expanded=True):
+    c1, c2, c3 = st.columns([2, 2, 1])
+    source = url.radio("source", "Series", SOURCES, SOURCES[0], where=c1, horizontal=True)
+    max_gap = url.slider("gap", "Interpolate gaps up to (hours)", 0, 48, 6, where=c2,
+                         help="Shorter runs of missing hours are filled linearly; longer ones are never invented.")
+    policy = url.radio("policy", "Longer gaps", list(POLICIES), "longest", where=c2, horizontal=True,
+                       format_func=POLICIES.get)
+    aggregation = url.radio("agg", "Several readings per hour", ["mean", "sum"], "mean", where=c3,
+                            help="mean for rates (vehicles/hour, MW), sum for counts per 5 minutes.")
+    cleaned = None
+    try:
+        if source == SOURCES[0]:
+            loaded = traffic(str(data.data_dir()))
+            data_banner(loaded.provenance)
+            table = loaded.data
+            cleaned = clean_builtin(str(data.data_dir()), max_gap, policy, aggregation)
+            quantity, unit = table.quantity, table.unit
+        else:
+            up = st.file_uploader("An hourly (or finer) series: CSV with a timestamp and a value column, optionally "
+                                  "gzipped — e.g. the UCI Metro Interstate file or a PeMS station export",
+                                  type=["csv", "gz", "txt"], key="sequences.upload")
+            if up is None:
+                st.info("Upload a CSV to continue, or switch back to the built-in traffic series.")
+                stop_page()
+            frame = read_upload(up.getvalue())
+            guess_t, guess_v = fc.detect_columns(frame)
+            cols = list(frame.columns)
+            u1, u2 = st.columns(2)
+            time_col = u1.selectbox("Timestamp column", cols, index=cols.index(guess_t) if guess_t in cols else 0,
+                                    key=f"sequences.time_col.{up.file_id}")
+            value_col = u2.selectbox("Value column", cols,
+                                     index=cols.index(guess_v) if guess_v in cols else min(1, len(cols) - 1),
+                                     key=f"sequences.value_col.{up.file_id}")
+            cleaned = clean_upload(frame, time_col, value_col, max_gap, policy, aggregation)
+            quantity, unit = value_col, ""
+            digest = hashlib.sha256(up.getvalue()).hexdigest()[:12]
+            data_banner(data.Provenance(up.name, "upload", True,
+                                        f"{len(frame):,} rows, columns {time_col!r} and {value_col!r}",
+                                        location=f"sha256 {digest}"))
+    except ValueError as exc:  # UploadError is a ValueError too
+        st.error(str(exc))
+        stop_page()
+    st.markdown("**What the cleaning did:** " + " ".join(cleaned.report.lines()))
+
+series_all = cleaned.series
+
+# ----------------------------------------------------------------------------- settings
+with st.expander("Windows and models", expanded=True):
+    c1, c2, c3, c4 = st.columns(4)
+    hours = url.select_slider("hours", "Hours used (most recent)", list(HOURS), 0, where=c1,
+                              format_func=lambda v: "all" if v == 0 else f"{v:,}")
+    h = url.select_slider("h", "History window h (hours)", [3, 6, 12, 24, 48], fc.HISTORY_HOURS, where=c1)
+    layout = url.radio("layout", "Input shape", ["course", "sequence"], "course", where=c2,
+                       format_func={"course": "course: 1 step × h features",
+                                    "sequence": "true sequence: h steps × 1 feature"}.get)
+    extras = url.multiselect("extras", "Extra inputs", list(fc.EXTRA_INPUTS), [], where=c2)
+    chosen = url.multiselect("models", "Networks", list(fc.MODEL_KINDS), list(fc.MODEL_KINDS), where=c3)
+    arima_choice = url.selectbox("arima", "Classical model", list(fc.ARIMA_CHOICES), list(fc.ARIMA_CHOICES)[0],
+                                 where=c3)
+    epochs = url.select_slider("epochs", "Epochs", list(EPOCHS), 10, where=c4)
+    c4.button("Course setting: 500 epochs", key="sequences.course_epochs",
+              on_click=lambda: st.session_state.__setitem__(url.key("epochs"), fc.COURSE_EPOCHS),
+              help="The course trained 500 epochs: about half an hour for all three on a CPU.")
+    seed = url.number("seed", "Seed", 0, 0, 1_000_000, where=c4, step=1)
+
+try:
+    prep = prepared(fc.take_last(series_all, hours), int(h), layout, tuple(extras))
+except ValueError as exc:
+    st.error(str(exc))
+    stop_page()
+
+tab_data, tab_train, tab_results, tab_cell, tab_code = st.tabs(
+    ["Data and windows", "Train", "Results and forecasts", "The LSTM cell, opened", "Keras code"])
+
+# ----------------------------------------------------------------------------- data and windows
+with tab_data:
+    s = prep.series
+    scaled_series = pd.Series(prep.scaled, index=s.index, name="scaled")
+    st.plotly_chart(fc.series_figure(scaled_series, f"The first 300 hours, scaled to [0, 1] ({quantity})",
+                                     "scaled value", hours=300), key="sequences.first300")
+    st.plotly_chart(fc.series_figure(s, f"All {len(s):,} hours used", f"{quantity} ({unit})" if unit else quantity,
+                                     hours=None, height=260), key="sequences.all")
+    n_val = len(prep.X_val)
+    st.dataframe(pd.DataFrame({
+        "array": ["data", "dataX", "dataY", "trainX", "trainY", "valX", "valY"],
+        "shape": [str((len(s),)), str((prep.n_windows, *prep.input_shape)), str((prep.n_windows, prep.f)),
+                  str(prep.X_train.shape), str(prep.Y_train.shape), str(prep.X_val.shape), str(prep.Y_val.shape)]}),
+        hide_index=True, key="sequences.shapes")
+    st.markdown(
+        f"`build_window(data, {prep.h}, {prep.f})` cuts the series into {prep.n_windows:,} overlapping windows "
+        f"(the course: 13,980 hours give 13,950). As in the course, `int(0.8 * len(raw_data))` = "
+        f"**{prep.n_train:,}** windows train — the first ones, in time order — and the remaining **{n_val:,}** "
+        "validate: shuffling windows before the split would let the networks peek at hours next to the ones "
+        "they are scored on.")
+    st.markdown(
+        f"**Scaling.** Values are mapped to [0, 1] with the minimum ({prep.scaler.lo:,.1f}) and maximum "
+        f"({prep.scaler.hi:,.1f}) of the **training part only** — the first {prep.fit_end:,} hours, every hour a "
+        "training window sees. Using the whole series would hand the networks the range of the future "
+        "(a record peak in the validation months, say) before they are tested on it; so validation values may "
+        "fall slightly outside [0, 1], as they would in real use.")
+    st.caption("The course text prints `dataX, dataY = [1, []`: a transcription slip for two empty lists.")
+    if layout == "course":
+        st.info("**Course shape (1, h):** each window is *one* time step with h features. The recurrent layers "
+                "run a single step from a zero state, so the SimpleRNN is a dense layer with tanh and the LSTM's "
+                "forget gate multiplies a zero memory: nothing recurrent happens. Switch to the true sequence to "
+                "let them read the hours one by one.")
+    else:
+        st.info("**True sequence (h, 1):** each window is h time steps of one value. The recurrent layers read "
+                "the hours in order, carrying their state (and the LSTM its cell memory C) from hour to hour. "
+                "The dense model flattens the window, so it sees the same numbers either way.")
+
+# ----------------------------------------------------------------------------- train
+with tab_train:
+    st.dataframe(model_table(prep.input_shape), hide_index=True, key="sequences.models")
+    st.caption(f"Input shape {prep.input_shape}. Dense: {prep.input_shape[0] * prep.input_shape[1]}·16+16 + "
+               f"16·24+24. SimpleRNN: 16·(features+16+1) + 408. LSTM: four such dense layers, "
+               "4·16·(features+16+1) + 408. All: MSE loss, MAE metric, batch 32.")
+    busy = live.any_active(PAGE)
+    cols = st.columns([1, 4])
+    start = cols[0].button("Start training", type="primary", disabled=busy or not chosen, key="sequences.start")
+    with cols[1]:
+        live.server_load_caption()
+    if not chosen:
+        st.warning("Choose at least one network.")
+    if start:
+        runs = []
+        for kind in chosen:
+            def evaluate(m, X=prep.X_val, Y=prep.Y_val):
+                s = fc.scores(fc.predict(m, X), Y)
+                return {"val_mse": s["mse"], "val_mae": s["mae"]}
+
+            runs.append(ModelRun(kind, partial(fc.build_forecaster, kind, prep.input_shape, prep.f),
+                                 dict(x=prep.X_train, y=prep.Y_train, epochs=int(epochs), batch_size=fc.BATCH_SIZE,
+                                      validation_data=(prep.X_val, prep.Y_val), shuffle=True),
+                                 evaluate=evaluate))
+        budget = Budget(max_epochs=fc.COURSE_EPOCHS, max_samples=20_000_000,
+                        max_seconds=float(os.environ.get("DNN2_JOB_SECONDS", "1800")))
+        job = live.start_job(PAGE, runs, budget=budget, seed=int(seed),
+                             label=f"{' + '.join(chosen)} · {epochs} ep · {layout} · h={h}"
+                                   + (f" · +{', '.join(extras)}" if extras else "") + f" · seed {seed}")
+        if job is not None:
+            st.session_state.setdefault("sequences.prepared", {})[job.job_id] = prep
+    job = live.job_panel(PAGE, ("loss", "mae"))
+    if job is None:
+        st.info(f"Press **Start training**: the networks train one after another, curves update after every "
+                f"epoch (train dashed, validation solid, as in the course's figure). The course trained "
+                f"{fc.COURSE_EPOCHS} epochs; a few are enough to see the ranking start to form.")
+    elif job.done:
+        live.download_buttons(PAGE, job)
+        st.subheader("Compare runs")
+        live.compare_runs(PAGE, "loss")
+
+# ----------------------------------------------------------------------------- results
+store = st.session_state.setdefault("sequences.prepared", {})
+finished = [j for j in live.page_jobs(PAGE) if j.done and j.models and j.job_id in store]
+res_job = finished[-1] if finished else None
+res_prep = store[res_job.job_id] if res_job is not None else prep
+
+forecasts: dict[str, np.ndarray] = {}
+kinds: dict[str, str] = {}
+if res_job is not None:
+    cache = st.session_state.setdefault("sequences.preds", {})
+    for name, m in res_job.models.items():
+        key = (res_job.job_id, name)
+        if key not in cache:
+            cache[key] = fc.predict(m, res_prep.X_val)
+        forecasts[name], kinds[name] = cache[key], "network"
+for name, fcst in fc.baseline_forecasts(res_prep).items():
+    forecasts[name], kinds[name] = fcst, "classical"
+arima_res = None
+try:
+    arima_res = arima(res_prep.scaled, res_prep.fit_end, res_prep.origins_val, res_prep.f, arima_choice)
+    forecasts[arima_res.label], kinds[arima_res.label] = arima_res.forecasts, "classical"
+except (ValueError, np.linalg.LinAlgError) as exc:
+    st.warning(f"The classical model could not be fitted here: {exc}")
+
+with tab_results:
+    if res_job is None:
+        st.info("Train the networks to add them here; the classical baselines are already scored on the "
+                "validation windows they will face.")
+    else:
+        st.caption(f"Networks from {res_job.snapshot().label}, scored on that run's validation windows.")
+    table = fc.results_table(forecasts, res_prep, kinds)
+    st.dataframe(table, hide_index=True, key="sequences.results",
+                 column_config={"val MSE": st.column_config.NumberColumn(format="%.2e"),
+                                "val MAE": st.column_config.NumberColumn(format="%.4f"),
+                                "MAE (original units)": st.column_config.NumberColumn(format="%.1f")})
+    st.caption("Every row: the same validation windows, all 24 hours ahead, MSE on the [0, 1] scale (what Keras "
+               "reports as val_loss). The course reports after 500 epochs: dense 2.17e-2, SimpleRNN 2.06e-2, "
+               "LSTM 1.91e-2 — on its own freeway sensor, so compare rankings rather than numbers.")
+    if arima_res is not None:
+        st.caption(f"{arima_res.label}: parameters estimated on the last {arima_res.fit_hours:,} hours of the "
+                   f"training part ({arima_res.fit_seconds:.1f} s{'' if arima_res.converged else ', not converged'}), "
+                   "then run with those fixed parameters from there to the end of the series (Kalman filtering, "
+                   f"no refit), forecasting 24 h from every one of the {len(res_prep.origins_val):,} validation "
+                   "origins with only the hours before each.")
+    st.markdown("**Persistence** repeats the last hour; **seasonal naive** repeats the same hour yesterday — it "
+                "reads 24 hours back in the series, further than the networks' 6-hour window. A network that "
+                "does not beat seasonal naive has not learned the daily rhythm better than a calendar.")
+    n_val = len(res_prep.X_val)
+    wkey = url.key("window")
+    if wkey in st.session_state and st.session_state[wkey] > n_val - 1:
+        st.session_state[wkey] = n_val - 1
+    window = url.slider("window", "Validation window", 0, n_val - 1, min(n_val - 1, 100))
+    scale = st.radio("Units", ["scaled", "original"], horizontal=True, key="sequences.units")
+    st.plotly_chart(fc.window_figure(res_prep, int(window), forecasts, scale=scale), key="sequences.window_fig")
+    st.plotly_chart(fc.one_step_figure(res_prep, forecasts), key="sequences.onestep")
+    st.plotly_chart(fc.horizon_figure(res_prep, forecasts), key="sequences.horizon")
+
+# ----------------------------------------------------------------------------- LSTM cell
+with tab_cell:
+    st.latex(r"\sigma_1 = \sigma(A_{y1}y_{k-1} + A_{x1}X_k + b_1)\quad \sigma_2 = \sigma(A_{y2}y_{k-1} + "
+             r"A_{x2}X_k + b_2)\quad U_k = \tanh(A_{yU}y_{k-1} + A_{xU}X_k + b_U)")
+    st.latex(r"C_k = \sigma_1 C_{k-1} + \sigma_2 U_k \qquad y_k = \sigma_3 \tanh(C_k)")
+    lstm = res_job.models.get("LSTM") if res_job is not None else None
+    if lstm is None:
+        st.info("Train a run that includes the LSTM; its gates are then computed here, step by step, from its "
+                "trained weights, for the validation window chosen under *Results and forecasts*.")
+    else:
+        x_window = res_prep.X_val[int(window)]
+        steps = fc.lstm_gates(lstm, x_window)
+        keras_y = np.asarray(fc.lstm_layer(lstm)(x_window[None]))[0]
+        st.plotly_chart(fc.gates_figure(steps), key="sequences.gates")
+        k = st.slider("Time step k", 1, len(steps), len(steps), key="sequences.step") if len(steps) > 1 else 1
+        st.markdown(f"Input X_{k} = {np.array2string(steps[k - 1].x, precision=3)}")
+        st.dataframe(fc.gates_frame(steps, k - 1), hide_index=True, key="sequences.gates_table",
+                     column_config={c: st.column_config.NumberColumn(format="%.4f")
+                                    for c in fc.gates_frame(steps, k - 1).columns if c != "unit"})
+        diff = float(np.max(np.abs(steps[-1].y - keras_y)))
+        st.markdown(f"NumPy's y_{len(steps)} vs Keras' LSTM output: largest difference **{diff:.1e}**. "
+                    "Keras keeps the four dense layers side by side in one kernel, in the order input (σ2), "
+                    "forget (σ1), candidate (U), output (σ3).")
+        if len(steps) == 1:
+            st.caption("With the course's input shape there is one step and C_0 = 0, so σ1 has nothing to "
+                       "forget: switch to the true sequence and train again to see memory carried across hours.")
+
+with tab_code:
+    st.code(fc.keras_code(layout, int(h), fc.FORECAST_HOURS, extras, int(epochs), chosen or list(fc.MODEL_KINDS)),
+            language="python")
+
+url.sync()
