@@ -1,5 +1,196 @@
-"""Placeholder until issue #7 lands."""
+"""House prices: the course's regression network against scikit-learn (Video 7, outcomes 7-8)."""
 
-from dnn2ui.placeholder import coming_soon
+import os
+from functools import partial
 
-coming_soon("pages/housing.py", 7)
+import pandas as pd
+import streamlit as st
+
+from dnn2core import regression as reg
+from dnn2core import data
+from dnn2core.training import Budget, ModelRun
+from dnn2ui import live
+from dnn2ui.sidebar import data_banner
+from dnn2ui.state import UrlState
+
+PAGE = "housing"
+url = UrlState(PAGE)
+st.title("House prices")
+st.markdown("A network for **regression** is a classifier with its last activation removed: the output neuron "
+            "returns a weighted sum plus an offset, a linear regression on the features the layers below "
+            "learned. Train the course's network on the Ames house sales and compare it with the usual "
+            "regressors on the very same split.")
+url.share_note()
+
+
+@st.cache_data(show_spinner="Loading the Ames house sales…", max_entries=2)
+def builtin(where: str):
+    """Cached per data folder, so pointing DNN2_DATA_DIR elsewhere is picked up."""
+    return reg.load_ames()
+
+
+@st.cache_data(show_spinner="Reading your file…", max_entries=4)
+def uploaded(raw: bytes, name: str):
+    return reg.read_housing_upload(raw, name)
+
+
+source = url.radio("data", "Data", ["Built-in Ames sales", "Upload a CSV"], "Built-in Ames sales", horizontal=True)
+loaded = None
+if source == "Upload a CSV":
+    up = st.file_uploader("Kaggle's train.csv or any table with a numeric SalePrice column", type=["csv", "gz"],
+                          key="housing.upload")
+    if up is not None:
+        try:
+            loaded = uploaded(up.getvalue(), up.name)
+        except ValueError as exc:  # UploadError is a ValueError
+            st.error(f"{up.name}: {exc}")
+    if loaded is None:
+        st.caption("Until a usable file is uploaded, the built-in sales are used.")
+if loaded is None:
+    try:
+        loaded = builtin(str(data.data_dir()))
+    except (FileNotFoundError, ValueError) as exc:
+        st.error(str(exc))
+        st.stop()
+df = loaded.data
+data_banner(loaded.provenance)
+complete = reg.numeric_complete(df)
+
+with st.expander("Settings", expanded=True):
+    c1, c2, c3, c4 = st.columns(4)
+    epochs = url.number("epochs", "Epochs (the course: 500, then 5,000)", 100, 1, 5000, where=c1, step=50)
+    batch_size = url.select_slider("batch", "Batch size", [16, 32, 64, 128, 256], 32, where=c1)
+    seed = url.number("seed", "Seed (shuffle and weights)", 0, 0, 1_000_000, where=c2, step=1)
+    drop_id = url.checkbox("noid", "Drop the Id column", False, where=c2,
+                           help="The course keeps every numeric column, the row number Id too.")
+    standardise = url.toggle("std", "Standardised features", False, where=c3,
+                             help="Subtract the mean and divide by the spread of each column, using the training "
+                                  "rows only.")
+    log_target = url.toggle("log", "Log-price target", False, where=c3,
+                            help="Train on log(price): errors become relative. The MAE is still shown in dollars.")
+    stop = url.toggle("stop", "Early stopping", False, where=c4,
+                      help="Stop when the dev loss stops improving and keep the best epoch's weights.")
+    patience = url.slider("patience", "Patience (epochs)", 5, 500, 50, where=c4, step=5, disabled=not stop)
+
+if log_target and not standardise:
+    st.caption("A log-price target is a number near 0, while raw features run to tens of thousands (LotArea): "
+               "without standardised features the network struggles to learn it. Try both toggles together.")
+n_train = reg.default_train_rows(len(complete))
+try:
+    train, dev = reg.course_split(df, int(seed), n_train=n_train, drop_id=drop_id)
+except ValueError as exc:
+    st.error(str(exc))
+    st.stop()
+prep = reg.prepare(train, dev, standardise=standardise, log_target=log_target)
+setting = (loaded.provenance.location, loaded.provenance.detail, int(seed), drop_id, standardise, log_target)
+metric = reg.dollar_metric(log_target)
+
+tab_net, tab_compare, tab_data, tab_code = st.tabs(["The network", "Against other methods", "The data", "Keras code"])
+
+# ----------------------------------------------------------------------------- the network
+with tab_net:
+    st.markdown(f"**{len(train):,} training** and **{len(dev):,} dev** houses, **{prep.n_features} features** "
+                f"→ 4 x Dense(64, relu) → Dense(1, no activation): "
+                f"**{reg.house_param_count(prep.n_features):,} parameters**; rmsprop, MSE loss, MAE metric.")
+    busy = live.any_active(PAGE)
+    cols = st.columns([1, 4])
+    start = cols[0].button("Start training", type="primary", disabled=busy, key="housing.start")
+    with cols[1]:
+        live.server_load_caption()
+    if start:
+        run = ModelRun("Network", partial(reg.build_house_regressor, prep.n_features, log_target=log_target,
+                                          target_offset=prep.target_offset),
+                       reg.fit_kwargs(prep, int(epochs), int(batch_size), stop_patience=int(patience) if stop else None),
+                       evaluate=partial(reg.evaluate_network, prep=prep))
+        budget = Budget(max_epochs=5000, max_samples=50_000_000,
+                        max_seconds=float(os.environ.get("DNN2_JOB_SECONDS", "900")))
+        toggles = [name for name, on in (("standardised", standardise), ("log price", log_target),
+                                         (f"early stop {patience}", stop), ("no Id", drop_id)) if on]
+        job = live.start_job(PAGE, [run], budget=budget, seed=int(seed),
+                             label=f"{epochs} ep · batch {batch_size} · seed {seed}"
+                                   + (" · " + ", ".join(toggles) if toggles else " · as in the course"))
+        if job is not None:
+            st.session_state.setdefault("housing.meta", {})[job.job_id] = {"setting": setting, "metric": metric,
+                                                                          "prep": prep}
+    meta = st.session_state.get("housing.meta", {})
+    latest = live.latest_job(PAGE)
+    job_metric = meta.get(latest.job_id, {}).get("metric", metric) if latest else metric
+    job = live.job_panel(PAGE, ("loss", job_metric))
+    if job is None:
+        st.info("Press **Start training**. The curves show the loss and the mean absolute error in dollars on the "
+                "training rows (dashed) and the dev rows (solid), after every epoch.")
+    elif job.done and "Network" in job.models:
+        snap = job.snapshot()
+        mp = snap.models["Network"]
+        results = mp.results
+        if "dev_mae" in results:
+            job_prep = meta.get(job.job_id, {}).get("prep", prep)
+            c1, c2, c3 = st.columns(3)
+            c1.metric("Dev MAE", f"${results['dev_mae']:,.0f}", help="The course reports about $30,000.")
+            c2.metric("Dev RMSE", f"${results['dev_rmse']:,.0f}")
+            c3.metric("Epochs trained", f"{mp.epoch:,}", help=f"{sum(mp.epoch_seconds):.1f} s of training")
+            val = mp.history.get("val_loss", [])
+            if snap.state == "done" and 0 < len(val) < mp.requested_epochs:
+                st.caption(f"Stopped before {mp.requested_epochs:,} epochs; the weights kept are from the best epoch "
+                           f"({int(pd.Series(val).idxmin()) + 1}).")
+            preds = st.session_state.setdefault("housing.preds", {})
+            if job.job_id not in preds:
+                preds[job.job_id] = job_prep.to_dollars(job.models["Network"].predict(job_prep.x_dev, verbose=0))
+            st.plotly_chart(reg.predicted_vs_actual_figure(job_prep.price_dev, preds[job.job_id]),
+                            key="housing.scatter")
+        live.download_buttons(PAGE, job)
+        st.subheader("Compare runs")
+        live.compare_runs(PAGE, job_metric)
+
+# ----------------------------------------------------------------------------- other methods
+with tab_compare:
+    st.markdown("Linear regression, ridge, k-nearest neighbours (on standardised features), a random forest and "
+                "gradient boosting, fitted on the same training rows and scored on the same dev rows, with the "
+                "same toggles. Errors are in dollars.")
+    c1, c2 = st.columns([1, 3])
+    folds = url.select_slider("cv", "k-fold cross-validation on the training rows", [0, 3, 5, 10], 0, where=c2,
+                              format_func=lambda k: "off" if k == 0 else f"{k} folds")
+    fit_baselines = c1.button("Fit the five methods", key="housing.baselines_go")
+    store = st.session_state.setdefault("housing.baselines", {})
+    key = setting + (int(folds),)
+    if fit_baselines:
+        with st.spinner("Fitting…"):
+            store[key] = reg.run_baselines(prep, seed=int(seed), cv_folds=int(folds))
+    table = store.get(key)
+    if table is None:
+        st.info("Press **Fit the five methods** (a few seconds; more with cross-validation).")
+    else:
+        finished = [j for j in live.page_jobs(PAGE) if j.done and "Network" in j.models]
+        meta = st.session_state.get("housing.meta", {})
+        same = [j for j in finished if meta.get(j.job_id, {}).get("setting") == setting
+                and "dev_mae" in j.snapshot().models["Network"].results]
+        if same:
+            mp = same[-1].snapshot().models["Network"]
+            table = reg.with_network(table, "Network (course)", mp.results, sum(mp.epoch_seconds))
+        else:
+            st.caption("Train the network with these settings to add its row.")
+        st.dataframe(table.style.format({c: "{:,.0f}" for c in table.columns if "($)" in c}
+                                        | {"fit seconds": "{:.2f}"}),
+                     hide_index=True, key="housing.table")
+        st.plotly_chart(reg.comparison_figure(table), key="housing.compare")
+        st.caption("Fit seconds are wall-clock on this server (shared with other learners); the network's are its "
+                   "training epochs only.")
+
+# ----------------------------------------------------------------------------- the data
+with tab_data:
+    st.markdown(f"**{len(df):,} sales x {df.shape[1]} columns.** The course's preview:")
+    st.dataframe(reg.preview(df), hide_index=True, key="housing.preview")
+    st.markdown(f"Numeric columns only, rows with a gap dropped (`df._get_numeric_data().dropna()`): "
+                f"**{len(complete):,} rows x {complete.shape[1]} columns**, so **{prep.n_features} features** and "
+                f"the SalePrice target. Shuffled with seed {seed}: the first **{len(train):,}** train, the other "
+                f"**{len(dev):,}** are the dev set.")
+    st.caption("The course's code says `np.split(df, [121])`, which would put 121 rows first; its prose "
+               "(1,000 training and 121 dev houses) needs `np.split(df, [1000])`. (With pandas 3, np.split "
+               "returns plain arrays, so the code here uses `iloc`.)")
+    st.markdown("Features: " + ", ".join(f"`{c}`" for c in prep.feature_names))
+
+with tab_code:
+    st.code(reg.course_code(int(epochs), standardise, log_target, int(patience) if stop else None, int(seed),
+                            drop_id), language="python")
+
+url.sync()

@@ -1,5 +1,217 @@
-"""Placeholder until issue #7 lands."""
+"""Tricks of the trade: shuffling, early stopping and rare classes, each a one-minute experiment."""
 
-from dnn2ui.placeholder import coming_soon
+import os
 
-coming_soon("pages/tricks.py", 7)
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dnn2core import data, evaluation, plots
+from dnn2core import tricks as tr
+from dnn2core.training import Budget
+from dnn2ui import live
+from dnn2ui.sidebar import data_banner
+from dnn2ui.state import UrlState
+
+PAGE = "tricks"
+SHUFFLE, STOP, PRIOR = "tricks.shuffle", "tricks.stop", "tricks.prior"  # one job list per experiment
+url = UrlState(PAGE)
+st.title("Tricks of the trade")
+st.markdown("Three pieces of practitioners' lore from the course, each turned into an experiment on handwritten "
+            "digits with a small dense network (784 → Dense → 10). Each trains in well under a minute.")
+url.share_note()
+
+
+@st.cache_resource(show_spinner="Loading MNIST…")
+def mnist(where: str):
+    """Cached per data folder (read-only arrays, shared)."""
+    return data.load_mnist()
+
+
+loaded = mnist(str(data.data_dir()))
+data_banner(loaded.provenance)
+n_available = len(loaded.data.y_train)
+seed = url.number("seed", "Seed (subset, order and weights)", 0, 0, 1_000_000, step=1, where=st.columns([1, 3])[0])
+BUDGET = Budget(max_epochs=200, max_samples=20_000_000, max_seconds=float(os.environ.get("DNN2_JOB_SECONDS", "300")))
+BATCHES = [8, 16, 32, 64, 128, 256, tr.FULL_BATCH]
+
+
+def batch_label(b: int) -> str:
+    return "full batch" if b == tr.FULL_BATCH else str(b)
+
+
+def sizes(options) -> list[int]:
+    return [s for s in options if s < n_available] + [n_available]
+
+
+tab_shuffle, tab_stop, tab_prior = st.tabs(["Shuffling", "Early stopping", "Rare classes"])
+
+# ----------------------------------------------------------------------------- 1. shuffling
+with tab_shuffle:
+    st.markdown("*Networks learn fastest from the most unexpected sample.* Train the same network with the same "
+                "budget on the same digits, once **sorted by class** (all 0s, then all 1s, …) and once "
+                "**shuffled**. With small batches the sorted run spends the end of every epoch on 8s and 9s and "
+                "forgets the rest; with one full batch the order no longer matters (the course: this is a "
+                "trick for *stochastic* learning).")
+    c1, c2, c3 = st.columns(3)
+    n_shuffle = url.select_slider("sh_n", "Training digits", sizes([1000, 2000, 4000, 8000]),
+                                  min(4000, n_available), where=c1, format_func=lambda v: f"{v:,}")
+    sh_epochs = url.slider("sh_epochs", "Epochs", 1, 20, 5, where=c1)
+    sh_batch = url.select_slider("sh_batch", "Batch size", BATCHES, 32, where=c2, format_func=batch_label)
+    sh_opt = url.selectbox("sh_opt", "Optimizer", ["sgd", "adam", "rmsprop"], "sgd", where=c2)
+    sh_keras = url.checkbox("sh_keras", "Also: sorted data with fit(shuffle=True)", False, where=c3,
+                            help="Keras' fit() reshuffles every epoch by default, which undoes the sorting.")
+    d_shuffle = tr.digit_data(loaded.data, int(n_shuffle), 1000, int(seed))
+    ordered_y = tr.order_by_class(d_shuffle.x_train, d_shuffle.y_train)[1]
+    st.plotly_chart(tr.order_figure(ordered_y, tr.shuffle_together(d_shuffle.x_train, d_shuffle.y_train,
+                                                                     int(seed))[1]), key="tricks.order")
+    st.caption(f"The sorted run passes `shuffle=False` to `fit()`: by default Keras reshuffles the training "
+               f"data every epoch, which would quietly undo the experiment. Validation uses 1,000 separate test "
+               f"digits, not `validation_split`, which takes the *last* rows — with sorted data, only 9s. "
+               f"The last batches of a sorted epoch hold digits {tr.last_batch_classes(ordered_y, int(min(sh_batch, n_shuffle)))}.")
+    go_shuffle = st.button("Start: sorted vs shuffled", type="primary", disabled=live.any_active(SHUFFLE),
+                           key="tricks.shuffle_go")
+    if go_shuffle:
+        lr = {"sgd": 0.05, "adam": 1e-3, "rmsprop": 1e-3}[sh_opt]
+        runs = tr.shuffling_runs(d_shuffle, epochs=int(sh_epochs), batch_size=int(sh_batch), optimizer=sh_opt,
+                                 learning_rate=lr, seed=int(seed), with_keras_shuffle=sh_keras)
+        live.start_job(SHUFFLE, runs, budget=BUDGET, seed=int(seed),
+                       label=f"{n_shuffle:,} digits · {sh_epochs} ep · batch {batch_label(sh_batch)} · {sh_opt}")
+    job = live.job_panel(SHUFFLE, ("loss", "accuracy"))
+    if job is None:
+        st.info("Press **Start** to train both runs one after the other; the curves share their axes.")
+    elif job.done:
+        snap = job.snapshot()
+        rows = [{"run": name, "epochs": mp.epoch,
+                 "final validation accuracy": mp.history.get("val_accuracy", [np.nan])[-1],
+                 "final validation loss": mp.history.get("val_loss", [np.nan])[-1]}
+                for name, mp in snap.models.items()]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="tricks.shuffle_table")
+    st.code(tr.tricks_code("shuffle", epochs=int(sh_epochs), batch_size=int(min(sh_batch, n_shuffle))),
+            language="python")
+
+# ----------------------------------------------------------------------------- 2. early stopping
+with tab_stop:
+    st.markdown("*The validation error falls, then rises: stop at its lowest point.* A wide network on few "
+                "digits overfits quickly. `EarlyStopping(monitor=\"val_loss\", patience=…, "
+                "restore_best_weights=True)` stops after *patience* epochs without improvement and puts back the "
+                "weights of the best epoch; the check below re-evaluates the weights the model holds at the end.")
+    c1, c2, c3 = st.columns(3)
+    n_stop = url.select_slider("es_n", "Training digits", sizes([250, 500, 1000, 2000]), min(500, n_available),
+                               where=c1, format_func=lambda v: f"{v:,}")
+    es_epochs = url.slider("es_epochs", "Most epochs", 5, 100, 40, where=c1)
+    patience = url.slider("es_patience", "Patience (epochs)", 1, 20, 3, where=c2)
+    es_hidden = url.select_slider("es_hidden", "Hidden units", [32, 64, 128, 256, 512], 256, where=c2)
+    es_lr = url.select_slider("es_lr", "Adam learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], 3e-3, where=c3,
+                              format_func=lambda v: f"{v:g}")
+    es_compare = url.checkbox("es_compare", "Also train for every epoch (no early stopping)", True, where=c3)
+    d_stop = tr.digit_data(loaded.data, int(n_stop), 1000, int(seed))
+    if st.button("Start: early stopping", type="primary", disabled=live.any_active(STOP), key="tricks.stop_go"):
+        runs = tr.early_stopping_runs(d_stop, max_epochs=int(es_epochs), patience=int(patience), batch_size=32,
+                                      hidden=int(es_hidden), learning_rate=float(es_lr), compare=es_compare)
+        job = live.start_job(STOP, runs, budget=BUDGET, seed=int(seed),
+                             label=f"{n_stop:,} digits · up to {es_epochs} ep · patience {patience}")
+        if job is not None:
+            st.session_state.setdefault("tricks.stop_max", {})[job.job_id] = int(es_epochs)
+    job = live.job_panel(STOP, ("loss", "accuracy"))
+    if job is None:
+        st.info("Press **Start**. Watch the solid (validation) loss turn up while the dashed (training) loss keeps "
+                "falling.")
+    elif job.done and "Early stopping" in job.snapshot().models:
+        snap = job.snapshot()
+        mp = snap.models["Early stopping"]
+        max_epochs = st.session_state.get("tricks.stop_max", {}).get(job.job_id, mp.requested_epochs)
+        if mp.history.get("val_loss") and "final_val_loss" in mp.results:
+            report = tr.early_stopping_report(mp.history, mp.results, max_epochs)
+            c1, c2, c3, c4 = st.columns(4)
+            c1.metric("Best epoch", report["best_epoch"])
+            c2.metric("Epochs run", report["epochs_run"],
+                      help="Stopped early" if report["stopped_early"] else "Ran every epoch")
+            c3.metric("Best validation loss", f"{report['best_val_loss']:.4f}")
+            c4.metric("Validation loss of the kept weights", f"{report['kept_val_loss']:.4f}",
+                      delta=f"{report['kept_val_loss'] - report['best_val_loss']:+.1e} vs best",
+                      delta_color="off")
+            st.plotly_chart(plots.training_curves_figure(job.history_frame(), "loss", mark_best=True,
+                                                         title="Loss, best validation epoch starred"),
+                            key="tricks.stop_best")
+            words = (f"Stopped after epoch {report['epochs_run']}, {report['epochs_run'] - report['best_epoch']} "
+                     f"epochs past the best one" if report["stopped_early"] else "Ran every epoch")
+            st.markdown(f"{words}. The last epoch's validation loss was **{report['last_val_loss']:.4f}**; the "
+                        f"weights the model holds now give **{report['kept_val_loss']:.4f}**, the best epoch's "
+                        f"**{report['best_val_loss']:.4f}**: `restore_best_weights` put them back.")
+            other = snap.models.get("All epochs")
+            if other is not None and "final_val_loss" in other.results:
+                st.caption(f"Without early stopping the final weights give validation loss "
+                           f"{other.results['final_val_loss']:.4f} and accuracy "
+                           f"{other.results['final_val_accuracy']:.1%}; with it, accuracy "
+                           f"{mp.results['final_val_accuracy']:.1%}.")
+    st.code(tr.tricks_code("stop", epochs=int(es_epochs), batch_size=32, patience=int(patience)), language="python")
+
+# ----------------------------------------------------------------------------- 3. prior probabilities
+with tab_prior:
+    st.markdown("*When one class is rare the network learns to ignore it.* Keep only a few examples of one digit, "
+                "then compare four remedies: **subsampling** the other classes, **duplicating** the rare one, "
+                "**class weights** in the loss, and a **moved decision threshold** (scale the rare class's "
+                "probability afterwards; no retraining). Accuracy alone hides the problem: look at the rare "
+                "class's recall and precision.")
+    c1, c2, c3 = st.columns(3)
+    rare = url.selectbox("pr_class", "Rare digit", list(range(10)), 3, where=c1)
+    keep = url.select_slider("pr_keep", "Share of it kept", [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0], 0.05, where=c1,
+                             format_func=lambda v: f"{v:.0%}")
+    n_prior = url.select_slider("pr_n", "Training digits (before thinning)", sizes([1000, 2000, 4000, 8000]),
+                                min(4000, n_available), where=c2, format_func=lambda v: f"{v:,}")
+    pr_epochs = url.slider("pr_epochs", "Epochs", 1, 20, 5, where=c2)
+    auto_factor = url.toggle("pr_auto", "Threshold factor from the priors", True, where=c3)
+    manual_factor = url.select_slider("pr_factor", "Threshold factor", [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0], 10.0,
+                                      where=c3, disabled=auto_factor, format_func=lambda v: f"x{v:g}")
+    d_prior = tr.digit_data(loaded.data, int(n_prior), 1000, int(seed))
+    try:
+        setup = tr.prior_setup(d_prior, int(rare), float(keep), int(seed))
+    except ValueError as exc:
+        st.error(str(exc))
+        st.stop()
+    factor = setup.factor if auto_factor else float(manual_factor)
+    counts = setup.counts()
+    st.plotly_chart(tr.counts_figure(counts), key="tricks.counts")
+    st.caption(f"Class weights: digit {rare} weighs {setup.weights[int(rare)]:.1f}, the others about "
+               f"{np.mean([w for c, w in setup.weights.items() if c != int(rare)]):.2f}. Prior factor for the "
+               f"threshold: {setup.factor:.1f} (the other digits were on average that many times more common).")
+    if st.button("Start: four trainings", type="primary", disabled=live.any_active(PRIOR), key="tricks.prior_go"):
+        job = live.start_job(PRIOR, tr.prior_runs(setup, d_prior, epochs=int(pr_epochs)), budget=BUDGET,
+                             seed=int(seed), label=f"rare {rare} kept {keep:.0%} · {pr_epochs} ep")
+        if job is not None:
+            st.session_state.setdefault("tricks.prior_setup", {})[job.job_id] = (setup, d_prior)
+    job = live.job_panel(PRIOR, ("loss", "accuracy"))
+    if job is None:
+        st.info("Press **Start** to train without correction, with subsampling, duplication and class weights. "
+                "The moved threshold reuses the uncorrected model.")
+    elif job.done and len(job.models) == 4:
+        job_setup, job_data = st.session_state.get("tricks.prior_setup", {}).get(job.job_id, (setup, d_prior))
+        f = job_setup.factor if auto_factor else float(manual_factor)
+        cache = st.session_state.setdefault("tricks.prior_preds", {})
+        key = (job.job_id, f)
+        if key not in cache:
+            cache[key] = tr.prior_predictions(job.models, job_setup, job_data.x_val, factor=f)
+        preds = cache[key]
+        y_val = job_data.y_val
+        sizes_by_method = {name: len(y) for name, (_, y) in job_setup.sets.items()}
+        sizes_by_method["Moved threshold"] = sizes_by_method["No correction"]
+        summary = tr.prior_summary(y_val, preds, job_setup.rare_class, sizes_by_method)
+        st.dataframe(summary.style.format({c: "{:.1%}" for c in summary.columns
+                                           if c not in ("method", "training digits")}),
+                     hide_index=True, key="tricks.prior_table")
+        st.plotly_chart(tr.recall_figure(y_val, preds, job_setup.rare_class), key="tricks.recall")
+        chosen = st.selectbox("Confusion matrix of", list(preds), key="tricks.cm_of")
+        c1, c2 = st.columns([3, 2])
+        c1.plotly_chart(evaluation.confusion_figure(evaluation.confusion_matrix(y_val, preds[chosen]),
+                                                    f"{chosen}: confusion matrix (validation digits)"),
+                        key="tricks.cm")
+        c2.dataframe(tr.per_class_report(y_val, preds[chosen]).style.format({"precision": "{:.1%}",
+                                                                            "recall": "{:.1%}"}),
+                     hide_index=True, key="tricks.per_class")
+        st.caption(f"Moved threshold: the uncorrected model's probability of {job_setup.rare_class} is multiplied by "
+                   f"{f:g} and the probabilities renormalised. Subsampling trained on only "
+                   f"{sizes_by_method['Subsampling']:,} digits: the course's warning that it loses information.")
+    st.code(tr.tricks_code("prior", epochs=int(pr_epochs), batch_size=32, rare_class=int(rare)), language="python")
+
+url.sync()
