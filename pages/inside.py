@@ -1,5 +1,466 @@
-"""Placeholder until issue #5 lands."""
+"""Inside the network (course Video 5, learning outcome 4): filter exemplars, the hypothesis test,
+saliency and Grad-CAM, and the one-pixel attack. All computation lives in dnn2core."""
 
-from dnn2ui.placeholder import coming_soon
+import time
 
-coming_soon("pages/inside.py", 5)
+import numpy as np
+import streamlit as st
+
+from dnn2core import adversarial, data, digits, interpret, uploads
+from dnn2ui.sidebar import data_banner
+from dnn2ui.state import UrlState
+
+url = UrlState("inside")
+st.title("Inside the network")
+st.markdown("What does a filter look for? Generate the image that excites it most (gradient ascent on the "
+            "**input**, after Fabio Graetz's *How to Visualize Convolutional Features in 40 Lines of Code*), "
+            "then test the hypothesis on real images. Finally, see how a single pixel can change the answer "
+            "(Su, Vargas and Sakurai, 2017).")
+url.share_note()
+
+EXEMPLAR_CACHE = "inside.exemplar_cache"
+ACTIVATION_CACHE = "inside.activation_cache"
+MAX_CACHED = 256
+MNIST_NAMES = tuple(str(d) for d in range(10))
+
+
+@st.cache_resource(show_spinner="Training a small CNN on MNIST digits (first use on this server, about 10 s)…")
+def shared_default_cnn(seed: int) -> interpret.DefaultCnn:
+    """Shared read-only by every session: nobody trains or changes it after this."""
+    return interpret.default_mnist_cnn(seed)
+
+
+@st.cache_resource(show_spinner="Loading VGG16 with its ImageNet weights…")
+def shared_vgg16(path: str):
+    return interpret.load_vgg16(path)
+
+
+@st.cache_data(max_entries=1, show_spinner=False)
+def mnist_test(limit: int = 1000):
+    loaded = data.load_mnist()
+    x = loaded.data.x_test[:limit].astype(np.float32)[..., None] / 255.0
+    return x, loaded.data.y_test[:limit].astype(np.int64), loaded.provenance
+
+
+@st.cache_data(max_entries=1, show_spinner=False)
+def vgg_sample_photos() -> tuple[np.ndarray, tuple[str, ...]]:
+    names = [n for n in data.sample_image_names() if "MNIST" not in n]
+    return np.stack([interpret.fit_image(data.load_sample_image(n).data, (224, 224, 3)) for n in names]), tuple(names)
+
+
+def finished_models(page: str) -> list[tuple[int, object, str, object]]:
+    """(job index, job, model name, model) for this learner's finished runs on another page."""
+    out = []
+    for i, job in enumerate(st.session_state.get(f"{page}.jobs", [])):
+        if not getattr(job, "done", False):
+            continue
+        for name, model in dict(getattr(job, "models", {})).items():
+            out.append((i, job, name, model))
+    return out
+
+
+def job_label(job, i: int) -> str:
+    try:
+        return job.snapshot().label or f"run {i + 1}"
+    except Exception:  # a job object from an older version of the page
+        return f"run {i + 1}"
+
+
+def model_choices() -> dict[str, interpret.ModelChoice]:
+    x_test, y_test, prov = mnist_test()
+    choices: dict[str, interpret.ModelChoice] = {}
+    for i, job, name, model in finished_models("mnist"):
+        if name == "CNN":
+            choices[f"mnist:{i}"] = interpret.ModelChoice(
+                f"mnist:{i}", f"Your MNIST CNN ({job_label(job, i)})", model, "mnist", class_names=MNIST_NAMES,
+                images=x_test, labels=y_test, images_note=f"{len(y_test):,} MNIST test digits")
+    for i, job, name, model in finished_models("cats_dogs") + finished_models("catsdogs"):
+        if len(getattr(model, "input_shape", ())) != 4:  # e.g. a head trained on extracted features
+            continue
+        run = next((r for r in getattr(job, "runs", []) if r.name == name), None)
+        found_cache = st.session_state.setdefault("inside.job_images", {})
+        if (id(job), name) not in found_cache:  # reading a tf.data set takes seconds: once per run
+            found_cache[(id(job), name)] = interpret.images_from_fit(run.fit_kwargs) if run is not None else None
+        found = found_cache[(id(job), name)]
+        x, y = found if found is not None else (None, None)
+        vr = interpret.guess_value_range(x) if x is not None else (0.0, 1.0)
+        names = tuple(getattr(job, "class_names", ("cat", "dog")))
+        choices[f"catsdogs:{i}:{name}"] = interpret.ModelChoice(
+            f"catsdogs:{i}:{name}", f"Your cats/dogs model: {name} ({job_label(job, i)})", model, "catsdogs",
+            value_range=vr, class_names=names, images=x, labels=y,
+            images_note=f"{len(y):,} of your validation images" if y is not None else "no dataset images found")
+    default = shared_default_cnn(0)
+    choices["default"] = interpret.ModelChoice(
+        "default", "Small CNN trained here (MNIST)", default.model, "mnist", class_names=MNIST_NAMES,
+        images=x_test, labels=y_test, images_note=f"{len(y_test):,} MNIST test digits")
+    return choices
+
+
+def clamp(name: str, options: list, default) -> None:
+    """Drop a remembered choice that the current model does not offer (e.g. layer 4 of 3)."""
+    key = url.key(name)
+    if key in st.session_state and st.session_state[key] not in options:
+        st.session_state[key] = default
+
+
+def remember(cache_name: str, key, value) -> None:
+    cache = st.session_state.setdefault(cache_name, {})
+    cache[key] = value
+    while len(cache) > MAX_CACHED:
+        cache.pop(next(iter(cache)))
+
+
+# ----------------------------------------------------------------------------- the model
+with st.sidebar:
+    st.markdown("**Model to look inside**")
+    choices = model_choices()
+    vgg_path, vgg_reason = interpret.vgg16_weights()
+    if vgg_path is not None:
+        photos, photo_names = vgg_sample_photos()
+        choices["vgg16"] = interpret.ModelChoice(
+            "vgg16", "VGG16 (ImageNet)", None, "vgg16", preprocess=interpret.vgg16_preprocess,
+            images=photos,
+            images_note=f"the {len(photo_names)} built-in sample photos (ImageNet is not on this server)")
+    keys = list(choices)
+    clamp("model", keys, "default")
+    model_key = url.selectbox("model", "Model", keys, "default", format_func=lambda k: choices[k].label)
+    if vgg_path is None:
+        st.toggle("VGG16 (ImageNet)", value=False, disabled=True, key="inside.vgg_unavailable", help=vgg_reason)
+        st.caption(f"VGG16 is unavailable: {vgg_reason}")
+    else:
+        st.caption(vgg_reason)
+    choice = choices[model_key]
+    if choice.kind == "vgg16":
+        choice.model = shared_vgg16(str(vgg_path))
+    if model_key == "default":
+        st.caption(shared_default_cnn(0).description)
+    if not any(k.startswith(("mnist:", "catsdogs:")) for k in keys):
+        st.caption("Train a CNN on the MNIST or cats-vs-dogs page and it appears here.")
+
+if choice.kind == "mnist":
+    data_banner(mnist_test()[2])
+model = choice.model
+in_h, in_w, in_c = choice.input_shape
+layers = interpret.conv_layers(model)
+if not layers:
+    st.error("This model has no convolution layer: nothing to look inside. Choose another model.")
+    st.stop()
+
+# ----------------------------------------------------------------------------- the input image
+with st.sidebar:
+    st.markdown("**Input image**")
+    source = url.radio("source", "Source", ["Dataset", "Upload"], "Dataset", horizontal=True)
+    image, true_label, image_note = None, None, ""
+    if source == "Upload":
+        upload = st.file_uploader("Image file", type=list(uploads.IMAGE_EXTENSIONS), key="inside.upload")
+        if upload is not None:
+            try:
+                raw = uploads.image_array(upload.getvalue(), max_side=512)
+                if choice.kind == "mnist":
+                    image = digits.digit_from_image(raw)[..., None]
+                    image_note = "Your upload, inverted, cropped and centred like an MNIST digit."
+                else:
+                    image = interpret.fit_image(raw, choice.input_shape, choice.value_range)
+                    image_note = f"Your upload, resized to {image.shape[1]}x{image.shape[0]}."
+            except (uploads.UploadError, ValueError) as exc:
+                st.error(f"{upload.name}: {exc} The dataset image is used instead.")
+    if image is None:
+        if choice.images is None or len(choice.images) == 0:
+            image = interpret.fit_image(data.load_sample_image("Photo: Grace Hopper (RGB)").data, choice.input_shape,
+                                        choice.value_range)
+            image_note = "A built-in photo (this model's dataset images were not found)."
+        else:
+            n_images = len(choice.images)
+            clamp("idx", list(range(n_images)), 0)
+            idx = url.number("idx", f"Image number (0-{n_images - 1})", 0, 0, n_images - 1, step=1)
+            image = choice.images[int(idx)]
+            if choice.labels is not None:
+                true_label = int(choice.labels[int(idx)])
+            image_note = f"From {choice.images_note}."
+            if choice.kind == "vgg16":
+                image_note = f"{photo_names[int(idx)]}."
+    st.caption(image_note)
+
+probs = interpret.predict_probs(model, image, preprocess=choice.preprocess)[0] if choice.classifier else None
+if probs is not None and true_label is None:
+    with st.sidebar:
+        true_label = choice.class_names.index(url.selectbox(
+            "label", "True class of your image", list(choice.class_names), choice.class_names[int(np.argmax(probs))]))
+
+
+def display(img: np.ndarray) -> np.ndarray:
+    return interpret.to_display(img, None if choice.kind == "vgg16" else choice.value_range,
+                                stretch=choice.kind == "vgg16")
+
+
+# ----------------------------------------------------------------------------- shared layer and exemplar settings
+tab_ex, tab_hyp, tab_sal, tab_attack, tab_code = st.tabs(
+    ["Filter exemplars", "Test the hypothesis", "Saliency & Grad-CAM", "One-pixel attack", "Keras code"])
+
+with tab_ex:
+    st.markdown("Start from faint noise and repeatedly nudge every pixel in the direction that raises the "
+                "filter's mean activation (a normalised gradient step). Start small and **upscale between "
+                "stages** so coarse structure forms first. Exemplars are random without a fixed seed.")
+    c1, c2, c3 = st.columns(3)
+    layer_ids = list(range(len(layers)))
+    clamp("layer", layer_ids, min(1, len(layers) - 1))
+    layer_id = url.selectbox("layer", "Convolution layer", layer_ids, min(1, len(layers) - 1), where=c1,
+                             format_func=lambda i: f"{layers[i]} ({interpret.filter_count(model, layers[i])} filters)")
+    layer = layers[layer_id]
+    n_filters = interpret.filter_count(model, layer)
+    clamp("n", list(range(1, min(16, n_filters) + 1)), min(4, n_filters))
+    n_show = url.slider("n", "First N filters", 1, min(16, n_filters), min(4, n_filters), where=c1) \
+        if n_filters > 1 else 1
+    steps = url.slider("steps", "Gradient steps (in total)", 2, 200, 30, where=c2)
+    step_size = url.select_slider("lr", "Step size", [0.01, 0.02, 0.05, 0.1, 0.2], 0.05, where=c2)
+    stages = url.slider("ups", "Upscaling stages", 0, 8, 2, where=c2, help="Each stage enlarges the image by 1.2x.")
+    if in_h is None:
+        size = url.select_slider("size", "Image size", [64, 96, 128, 160, 224], 128, where=c3)
+    else:
+        size = in_h
+        c3.caption(f"Image size: {in_h}x{in_w} (this model's input size)")
+    seed = url.number("seed", "Seed", 0, 0, 99_999, where=c3, step=1)
+    top_k = url.slider("topk", "Dataset images per filter", 0, 8, 4, where=c3)
+    r1, r2, r3, r4 = st.columns(4)
+    use_jitter = url.toggle("jitter", "Jitter", True, where=r1, help="Shift the image randomly by a pixel or two "
+                            "before each step: patterns must not depend on exact positions.")
+    use_scale = url.toggle("scale", "Random scale", False, where=r2, help="Zoom by up to ±5% before each step.")
+    use_blur = url.toggle("blur", "Blur", True, where=r3, help="Smooth the image between stages and every few "
+                          "steps: removes the high-frequency noise that no real image has.")
+    use_tv = url.toggle("tv", "Total variation", False, where=r4, help="Penalise differences between neighbouring "
+                        "pixels: another way of asking for smooth images.")
+    regs = interpret.regularisers(int(size), use_jitter, use_scale, use_blur, use_tv)
+    settings = (int(steps), float(step_size), int(size), int(stages), tuple(sorted(regs.items())), int(seed))
+
+
+def exemplar_key(filter_index: int):
+    return (choice.key, id(model), layer, int(filter_index), settings)
+
+
+def make_exemplars(filters: list[int], where) -> None:
+    """Generate the missing exemplars with one progress bar for all of them."""
+    missing = [f for f in filters if exemplar_key(f) not in st.session_state.get(EXEMPLAR_CACHE, {})]
+    if not missing:
+        return
+    bar = where.progress(0.0, text="Generating exemplars…")
+    total = len(missing) * int(steps)
+    for n, f in enumerate(missing):
+        def progress(done, _total, n=n, f=f):
+            if done == _total or done % 5 == 0:
+                bar.progress(min((n * int(steps) + done) / total, 1.0),
+                             text=f"Filter {f}: step {done}/{_total} ({n + 1} of {len(missing)})")
+        ex = interpret.filter_exemplar(model, layer, f, steps=int(steps), step_size=float(step_size),
+                                       size=None if in_h is not None else int(size), upscaling_steps=int(stages),
+                                       seed=int(seed), value_range=choice.value_range, preprocess=choice.preprocess,
+                                       progress=progress, **regs)
+        remember(EXEMPLAR_CACHE, exemplar_key(f), ex)
+    bar.empty()
+
+
+def dataset_activations():
+    if choice.images is None or len(choice.images) == 0:
+        return None
+    key = (choice.key, id(model), layer)
+    cache = st.session_state.setdefault(ACTIVATION_CACHE, {})
+    if key not in cache:
+        remember(ACTIVATION_CACHE, key, interpret.filter_activations(model, layer, choice.images,
+                                                                     preprocess=choice.preprocess))
+    return cache[key]
+
+
+def exemplar_image(filter_index: int):
+    ex = st.session_state.get(EXEMPLAR_CACHE, {}).get(exemplar_key(filter_index))
+    return None if ex is None else interpret.to_display(ex, choice.value_range, stretch=choice.kind == "vgg16")
+
+
+# ----------------------------------------------------------------------------- exemplars
+with tab_ex:
+    filters = list(range(int(n_show)))
+    if st.button(f"Generate exemplars for filters 0-{filters[-1]}", key="inside.gen", type="primary"):
+        make_exemplars(filters, st)
+    cached = [f for f in filters if exemplar_image(f) is not None]
+    if not cached:
+        st.info("Press the button to generate the exemplars (the seed is fixed, so they are reproducible; "
+                "settings you have generated before show at once).")
+    else:
+        acts = dataset_activations() if top_k else None
+        cache = st.session_state[EXEMPLAR_CACHE]
+        ex_acts = interpret.filter_activations(model, layer, np.stack([cache[exemplar_key(f)] for f in cached]),
+                                               preprocess=choice.preprocess)
+        rows, titles = [], []
+        for n, f in enumerate(cached):
+            row, title = [exemplar_image(f)], [f"filter {f}: {ex_acts[n, f]:.2f}"]
+            if acts is not None:
+                idx, vals = interpret.top_activating(model, layer, f, choice.images, int(top_k), activations=acts)
+                for i, v in zip(idx, vals):
+                    row.append(display(choice.images[i]))
+                    label = f", {choice.class_names[int(choice.labels[i])]}" if choice.labels is not None else ""
+                    title.append(f"{v:.2f}{label}")
+            rows.append(row)
+            titles.append(title)
+        st.markdown(f"**{layer}**: each row is one filter's exemplar (with the mean activation it reaches), then "
+                    f"the {int(top_k)} dataset images ({choice.images_note}) that excite it most, with theirs. "
+                    "A filter still at 0.00 is silent: no image in reach switches it on.")
+        st.plotly_chart(interpret.image_grid_figure(rows, titles), key="inside.fig_grid")
+        if len(cached) < len(filters):
+            st.caption(f"{len(filters) - len(cached)} filter(s) not generated yet with these settings.")
+        st.caption(f"Seed {int(seed)} · {int(steps)} steps · step size {step_size:g} · {int(stages)} upscaling "
+                   f"stage(s) · regularisers: " + (", ".join(k for k, v in regs.items() if v) or "none"))
+
+# ----------------------------------------------------------------------------- hypothesis
+with tab_hyp:
+    st.markdown(f"Feed an image and rank **{layer}**'s filters by their mean activation on it. If a filter's "
+                "exemplar looks like part of your image, the hypothesis about what it detects gains support.")
+    maps = interpret.feature_maps(model, layer, image, preprocess=choice.preprocess)
+    ranking = interpret.rank_filters(maps)
+    h1, h2 = st.columns([1, 3])
+    h1.plotly_chart(interpret.image_grid_figure([[display(image)]], [["input"]], cell=180), key="inside.fig_input")
+    clamp("top", list(range(1, min(8, n_filters) + 1)), min(4, n_filters))
+    top_m = url.slider("top", "Top filters to show", 1, min(8, n_filters), min(4, n_filters), where=h2) \
+        if n_filters > 1 else 1
+    h2.plotly_chart(interpret.ranking_figure(ranking, int(top_m)), key="inside.fig_rank")
+    top_filters = [int(f) for f in ranking["filter"][:int(top_m)]]
+    if st.button("Generate these filters' exemplars", key="inside.gen_top"):
+        make_exemplars(top_filters, st)
+    st.plotly_chart(interpret.maps_and_exemplars_figure(
+        [maps[:, :, f] for f in top_filters], [exemplar_image(f) for f in top_filters],
+        [f"filter {f}" for f in top_filters]), key="inside.fig_maps")
+    st.dataframe(ranking.head(int(top_m)), hide_index=True)
+
+# ----------------------------------------------------------------------------- saliency and Grad-CAM
+with tab_sal:
+    if not choice.classifier:
+        st.info("VGG16 here is the convolutional base only (no classifier): choose an MNIST or cats/dogs model "
+                "to explain a prediction.")
+    else:
+        names = list(choice.class_names)
+        predicted = int(np.argmax(probs))
+        explain = url.selectbox("cls", "Explain the score of class", ["predicted", *names], "predicted")
+        class_index = predicted if explain == "predicted" else names.index(explain)
+        clamp("cam_layer", layer_ids, len(layers) - 1)
+        cam_id = url.selectbox("cam_layer", "Grad-CAM layer", layer_ids, len(layers) - 1,
+                               format_func=lambda i: layers[i])
+        st.markdown(f"The model says **{names[predicted]}** ({probs[predicted]:.1%})"
+                    + (f"; the true class is **{names[true_label]}**." if true_label is not None else ".")
+                    + f" Explaining class **{names[class_index]}**.")
+        sal = interpret.saliency_map(model, image, class_index, preprocess=choice.preprocess)
+        cam = interpret.grad_cam(model, image, class_index, layers[cam_id], preprocess=choice.preprocess)
+        st.plotly_chart(interpret.heat_overlay_figure(display(image), [sal, cam],
+                                                      ["saliency |∂ log p / ∂ pixel|", f"Grad-CAM ({layers[cam_id]})"]),
+                        key="inside.fig_heat")
+        st.caption("Saliency: how much each pixel's value moves the class's log-probability. Grad-CAM: "
+                   "feature maps of the chosen layer weighted by their mean gradient, positive part, upsampled: "
+                   "coarser (the last conv layer is a few pixels wide) but about regions rather than specks.")
+
+# ----------------------------------------------------------------------------- one-pixel attack
+ATTACK = "inside.attack_result"
+BATCH = "inside.batch_result"
+with tab_attack:
+    st.info(adversarial.HONEST_NOTE)
+    if not choice.classifier:
+        st.warning("Choose an MNIST or cats/dogs model to attack (the VGG16 base has no classifier here).")
+    else:
+        names = list(choice.class_names)
+        a1, a2, a3 = st.columns(3)
+        n_pixels = url.slider("px", "Pixels to change", 1, 5, 1, where=a1)
+        popsize = url.select_slider("pop", "Population per generation", [10, 20, 50, 100, 200, 400], 100, where=a2)
+        maxiter = url.slider("gens", "Generations at most", 1, 100, 20, where=a2)
+        attack_seed = url.number("aseed", "Attack seed", 0, 0, 99_999, where=a1, step=1)
+        targeted = url.toggle("targeted", "Targeted", False, where=a3)
+        target = None
+        if targeted:
+            others = [n for n in names if names.index(n) != true_label]
+            target_name = url.selectbox("target", "Target class", names, others[0], where=a3)
+            target = names.index(target_name)
+        budget = int(popsize) * (int(maxiter) + 1) + 1
+        st.caption(f"Budget: up to **{budget:,} model queries** ({int(popsize)} candidates × "
+                   f"{int(maxiter)} generations + the initial population). The paper: 400 × 100.")
+        if st.button("Run the attack", key="inside.attack_go", type="primary"):
+            if target is not None and target == true_label:
+                st.error("The target must differ from the true class.")
+            else:
+                bar = st.progress(0.0, text="Generation 0")
+                live = st.empty()
+                last = [0.0]
+                curve_so_far: list[float] = []
+
+                def on_generation(gen, conf, queries):
+                    bar.progress(min(gen / int(maxiter), 1.0),
+                                 text=f"Generation {gen}/{int(maxiter)} · p(true) = {conf:.3f} · {queries:,} queries")
+                    now = time.monotonic()
+                    if now - last[0] > 0.3:
+                        last[0] = now
+                        live.line_chart({"p(true class)": curve_so_far + [conf]}, height=180)
+                    curve_so_far.append(conf)
+                res = adversarial.one_pixel_attack(model, image, int(true_label), int(n_pixels), maxiter=int(maxiter),
+                                                   popsize=int(popsize), seed=int(attack_seed), targeted=target,
+                                                   callback=on_generation, value_range=choice.value_range,
+                                                   preprocess=choice.preprocess)
+                bar.empty()
+                live.empty()
+                st.session_state[ATTACK] = {"result": res, "original": np.array(image), "model": choice.key}
+        shown = st.session_state.get(ATTACK)
+        if shown is not None and shown["model"] == choice.key and np.array_equal(shown["original"], image):
+            res = shown["result"]
+            m1, m2, m3, m4 = st.columns(4)
+            m1.metric("Result", "fooled" if res["success"] else "not fooled")
+            m2.metric("Model queries", f"{res['queries']:,}")
+            m3.metric("Generations", res["generations"])
+            m4.metric("Seconds", f"{res['seconds']:.1f}")
+            st.markdown(res["message"])
+            before_name, after_name = names[res["prediction_before"]], names[res["prediction_after"]]
+            st.plotly_chart(adversarial.attack_figure(
+                shown["original"], res["image"], res["pixels"],
+                [f"original: {before_name} ({res['before'][res['prediction_before']]:.1%})",
+                 f"attacked: {after_name} ({res['after'][res['prediction_after']]:.1%})"],
+                value_range=choice.value_range), key="inside.fig_attack")
+            p1, p2 = st.columns(2)
+            p1.plotly_chart(adversarial.probabilities_figure(res["before"], res["after"], names),
+                            key="inside.fig_probs")
+            p2.plotly_chart(adversarial.confidence_figure(
+                res["confidence_curve"], names[res["label"]], res["target_curve"],
+                names[res["target"]] if res["target"] is not None else "", res["maxiter"]), key="inside.fig_curve")
+            if res["pixels"]:
+                cols = ["row", "column", "value"] if len(res["pixels"][0]) == 3 else \
+                    ["row", "column", "red", "green", "blue"]
+                st.dataframe([dict(zip(cols, p)) for p in res["pixels"]], hide_index=True)
+
+        st.subheader("Batch: success rate over dataset images")
+        if choice.images is None or choice.labels is None:
+            st.caption("No labelled dataset images for this model.")
+        else:
+            n_batch = url.slider("batch_n", "Images (from the first)", 1, min(50, len(choice.labels)),
+                                 min(10, len(choice.labels)))
+            st.caption(f"Same settings as above; at most {int(n_batch) * budget:,} queries in all. Images the "
+                       "model already gets wrong are skipped, as in the paper.")
+            if st.button("Run the batch", key="inside.batch_go"):
+                bar = st.progress(0.0, text="Attacking…")
+                frame, summary = adversarial.attack_many(
+                    model, choice.images[:int(n_batch)], choice.labels[:int(n_batch)], pixels=int(n_pixels),
+                    maxiter=int(maxiter), popsize=int(popsize), seed=int(attack_seed), targeted=target,
+                    value_range=choice.value_range, preprocess=choice.preprocess,
+                    progress=lambda i, n: bar.progress(i / n, text=f"Image {i}/{n}"))
+                bar.empty()
+                st.session_state[BATCH] = {"frame": frame, "summary": summary, "model": choice.key,
+                                           "settings": (int(n_pixels), int(popsize), int(maxiter), target)}
+            batch = st.session_state.get(BATCH)
+            if batch is not None and batch["model"] == choice.key:
+                s = batch["summary"]
+                b1, b2, b3 = st.columns(3)
+                b1.metric("Success rate", "n/a" if s["attacked"] == 0 else f"{s['success_rate']:.0%}",
+                          help=f"{s['successes']} of {s['attacked']} attacked images; {s['skipped']} skipped")
+                b2.metric("Mean queries per image", f"{s['mean_queries']:,.0f}" if s["attacked"] else "n/a")
+                b3.metric("Seconds", f"{s['seconds']:.1f}")
+                px, pop, gens, tgt = batch["settings"]
+                st.caption(f"{px} pixel(s), population {pop}, up to {gens} generations"
+                           + (f", target {names[tgt]}" if tgt is not None else "") + ".")
+                st.dataframe(batch["frame"], hide_index=True)
+
+# ----------------------------------------------------------------------------- code
+with tab_code:
+    st.markdown("A filter exemplar and Grad-CAM in plain Keras and TensorFlow:")
+    st.code(interpret.KERAS_CODE, language="python")
+    st.markdown("The one-pixel attack with SciPy's differential evolution, one batched prediction per generation:")
+    st.code(adversarial.KERAS_CODE, language="python")
+
+url.sync()

@@ -1,0 +1,817 @@
+"""Looking inside a trained network: filter exemplars, feature maps, saliency and Grad-CAM.
+
+The course's Video 5 follows Fabio Graetz's "How to Visualize Convolutional Features in 40
+Lines of Code": pick one filter, start from noise, and do gradient *ascent on the input* so the
+filter's mean activation grows; upscale between stages so the pattern is found coarse-to-fine
+instead of as high-frequency noise. Then test the hypothesis: feed real images and see which
+filters they excite. Saliency and Grad-CAM (not in the course, expected by learners today)
+answer the reverse question: which pixels made this prediction?
+
+Everything here works on any Keras image model whose layers form a chain (the course's MNIST
+CNN, a cats/dogs model with a nested VGG16 base, VGG16 itself). Layers inside a nested model
+are named ``"outer/inner"``. Images go in and come out in the model's own input scale
+(``value_range``); ``preprocess`` (e.g. ``vgg16_preprocess``) is applied inside the gradient.
+
+TensorFlow and Keras are imported inside functions only, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+
+    from dnn2core.data import Provenance
+
+__all__ = [
+    "DefaultCnn",
+    "VGG16_NOTOP_FILE",
+    "conv_layers",
+    "default_mnist_cnn",
+    "feature_maps",
+    "filter_activations",
+    "filter_exemplar",
+    "grad_cam",
+    "initial_noise",
+    "last_conv_layer",
+    "load_vgg16",
+    "predict_probs",
+    "rank_filters",
+    "saliency_map",
+    "top_activating",
+    "vgg16_preprocess",
+    "vgg16_weights",
+]
+
+VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+VGG16_MEAN_BGR = (103.939, 116.779, 123.68)  # ImageNet means the Caffe-trained VGG16 expects
+ValueRange = tuple[float, float]
+Preprocess = Callable[[Any], Any]
+
+# One sub-model per (model, layer): building a keras.Model takes tens of milliseconds and
+# the page asks for the same layer on every rerun. Weak keys: a dropped model frees its cache.
+_FN_CACHE: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+_FN_LOCK = threading.Lock()
+
+
+# --------------------------------------------------------------------------------------------
+# Models: VGG16 when its weights are on disk, and a small CNN that always exists
+# --------------------------------------------------------------------------------------------
+
+
+def vgg16_weights() -> tuple[Path | None, str]:
+    """(path, reason): the ImageNet VGG16 convolutional-base weights, or None and why not.
+
+    Looked for in ``DNN2_VGG16_WEIGHTS`` then the Keras cache (``~/.keras/models``). Never
+    downloads: a classroom server may be offline, and 58 MB should not arrive by surprise."""
+    env = os.environ.get("DNN2_VGG16_WEIGHTS", "").strip()
+    keras_models = Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser() / "models" / VGG16_NOTOP_FILE
+    if env:
+        p = Path(env).expanduser()
+        if p.is_file():
+            return p, f"ImageNet weights from DNN2_VGG16_WEIGHTS ({p})"
+        if not keras_models.is_file():
+            return None, f"DNN2_VGG16_WEIGHTS points to {p}, which does not exist."
+    if keras_models.is_file():
+        return keras_models, f"ImageNet weights from the Keras cache ({keras_models})"
+    return None, (f"The ImageNet weights for VGG16 are not on this server. Put {VGG16_NOTOP_FILE} in "
+                  f"{keras_models.parent} (or set DNN2_VGG16_WEIGHTS to its path); running "
+                  "keras.applications.VGG16(include_top=False) once with internet access saves it there.")
+
+
+def load_vgg16(weights: str | Path | None) -> "keras.Model":
+    """VGG16's convolutional base accepting any image size (Graetz feeds growing images).
+
+    ``weights``: a path to the no-top .h5 file, or None for random weights (benchmarks, tests)."""
+    import keras
+
+    from dnn2core.training import BUILD_LOCK
+
+    with BUILD_LOCK:
+        return keras.applications.VGG16(include_top=False, weights=None if weights is None else str(weights),
+                                        input_shape=(None, None, 3))
+
+
+def vgg16_preprocess(x):
+    """[0, 1] RGB -> what the Caffe-trained VGG16 expects: 0-255 BGR minus the ImageNet means.
+
+    Written with tensor ops so it can sit inside the gradient of the exemplar search."""
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(x, dtype=tf.float32) * 255.0
+    return x[..., ::-1] - tf.constant(VGG16_MEAN_BGR, dtype=tf.float32)
+
+
+@dataclass
+class DefaultCnn:
+    """The small CNN the page uses when the learner has trained nothing yet."""
+
+    model: "keras.Model"
+    test_accuracy: float  # on up to 1,000 test digits
+    train_size: int
+    epochs: int
+    seed: int
+    provenance: "Provenance"
+    description: str = field(default="")
+
+
+def default_mnist_cnn(seed: int = 0, train_size: int | None = None, epochs: int | None = None) -> DefaultCnn:
+    """Train the course's MNIST CNN briefly so the page works on a fresh, offline machine.
+
+    Uses whatever ``load_mnist`` finds (the embedded 5,000-digit sample at worst), at most
+    ``train_size`` digits (env ``DNN2_DEFAULT_CNN_TRAIN``, default 4,000) for ``epochs``
+    (env ``DNN2_DEFAULT_CNN_EPOCHS``, default 3), with a fixed seed: about 10 s on 2 CPU cores,
+    and accurate enough (~95%) that its filters, Grad-CAM and attacks are meaningful."""
+    import keras
+
+    from dnn2core import data, digits
+    from dnn2core.models import build_mnist_cnn
+    from dnn2core.training import BUILD_LOCK
+
+    train_size = int(train_size or os.environ.get("DNN2_DEFAULT_CNN_TRAIN", "4000"))
+    epochs = int(epochs or os.environ.get("DNN2_DEFAULT_CNN_EPOCHS", "3"))
+    if train_size < 10 or epochs < 1:
+        raise ValueError("The default CNN needs at least 10 training digits and 1 epoch.")
+    loaded = data.load_mnist()
+    split = digits.prepare(loaded.data, train_size=min(train_size, len(loaded.data.y_train)), seed=seed)
+    keras.utils.set_random_seed(seed)
+    with BUILD_LOCK:
+        model = build_mnist_cnn()
+    model.fit(digits.as_input(split.x_train, "cnn"), split.y_train, epochs=epochs, batch_size=64,
+              shuffle=True, verbose=0)
+    x_test, y_test = split.x_test[:1000], split.y_test[:1000]
+    probs = predict_probs(model, digits.as_input(x_test, "cnn"))
+    accuracy = float(np.mean(probs.argmax(axis=1) == y_test))
+    text = (f"The course's CNN trained here for {epochs} epoch(s) on {len(split.y_train):,} digits "
+            f"(seed {seed}): {accuracy:.1%} on {len(y_test):,} test digits.")
+    return DefaultCnn(model, accuracy, len(split.y_train), epochs, seed, loaded.provenance, text)
+
+
+# --------------------------------------------------------------------------------------------
+# Layers and sub-models
+# --------------------------------------------------------------------------------------------
+
+
+def _chain(model) -> list:
+    """The model's layers in call order, without the input layer."""
+    import keras
+
+    return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+
+def _is_model(layer) -> bool:
+    import keras
+
+    return isinstance(layer, keras.Model)
+
+
+def conv_layers(model) -> list[str]:
+    """Names of the convolution layers, nested ones as ``"outer/inner"`` (e.g. a VGG16 base)."""
+    import keras
+
+    names: list[str] = []
+    for layer in _chain(model):
+        if _is_model(layer):
+            names += [f"{layer.name}/{n}" for n in conv_layers(layer)]
+        elif isinstance(layer, keras.layers.Conv2D):
+            names.append(layer.name)
+    return names
+
+
+def last_conv_layer(model) -> str:
+    """The last convolution layer: Grad-CAM's usual choice (the most semantic spatial map)."""
+    names = conv_layers(model)
+    if not names:
+        raise ValueError("This model has no convolution layer, so it has no filters or feature maps to show.")
+    return names[-1]
+
+
+def _get_layer(model, name: str):
+    try:
+        return model.get_layer(name)
+    except ValueError:
+        raise ValueError(f"The model has no layer named {name!r}; its convolution layers are "
+                         f"{', '.join(conv_layers(model)) or 'none'}.") from None
+
+
+def _split_fn(model, layer_name: str, what: str = "output") -> Callable:
+    """f(x) -> a tensor taken at ``layer_name``.
+
+    what: "output" (the layer's activations), "input" (what the layer receives) or "both"
+    (the layer's activations and the model's output, for Grad-CAM). Top-level layers use a
+    Keras sub-model on the model's own graph (any topology); a layer inside a nested model is
+    reached by calling the outer layers one after another, which assumes the outer model is a
+    chain (Sequential, or a base followed by a head)."""
+    import keras
+
+    if what not in ("output", "input", "both"):
+        raise ValueError(f"what must be 'output', 'input' or 'both', got {what!r}")
+    key = (layer_name, what)
+    with _FN_LOCK:
+        cached = _FN_CACHE.setdefault(model, {}).get(key)
+    if cached is not None:
+        return cached
+    outer, _, inner = layer_name.partition("/")
+    layer = _get_layer(model, outer)
+    if not inner:
+        if what == "output":
+            outputs = layer.output
+        elif what == "input":
+            outputs = layer.input
+        else:
+            outputs = [layer.output, model.outputs[0]]  # Sequential models have no .output
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+        sub = keras.Model(inputs=inputs, outputs=outputs)
+
+        def fn(x):
+            return sub(x, training=False)
+    else:
+        if not _is_model(layer):
+            raise ValueError(f"{outer!r} is not a nested model, so {layer_name!r} does not exist.")
+        chain = _chain(model)
+        pos = chain.index(layer)
+        before, after = chain[:pos], chain[pos + 1:]
+        inner_fn = _split_fn(layer, inner, what)
+        lead = None  # the outer graph up to the nested model, including ops that are not layers
+        # (preprocess_input); the tensor is found on the nested model's call node in the outer graph
+        for node in reversed(list(getattr(layer, "_inbound_nodes", []))):
+            try:
+                lead = keras.Model(inputs=model.inputs[0], outputs=node.input_tensors[0])
+                break
+            except (AttributeError, ValueError, TypeError, IndexError):
+                continue
+
+        def fn(x):
+            if lead is not None:
+                x = lead(x, training=False)
+            else:
+                for lyr in before:
+                    x = lyr(x, training=False)
+            if what != "both":
+                return inner_fn(x)
+            acts, out = inner_fn(x)
+            for lyr in after:
+                out = lyr(out, training=False)
+            return acts, out
+    with _FN_LOCK:
+        _FN_CACHE.setdefault(model, {})[key] = fn
+    return fn
+
+
+def _find_layer(model, layer_name: str):
+    outer, _, inner = layer_name.partition("/")
+    layer = _get_layer(model, outer)
+    return _find_layer(layer, inner) if inner else layer
+
+
+def _pre_activation_fn(model, layer_name: str) -> Callable:
+    """f(x) -> the layer's values *before* its activation (ReLU), when it is a convolution.
+
+    Gradient ascent on a ReLU output is stuck when the filter is silent on the starting noise
+    (zero gradient everywhere), which happens often on MNIST; the pre-activation always has a
+    gradient, and raising it raises the activation too (Lucid optimises "pre_relu" the same way)."""
+    from keras import ops
+
+    layer = _find_layer(model, layer_name)
+    if not hasattr(layer, "convolution_op") or getattr(layer, "data_format", "channels_last") != "channels_last":
+        return _split_fn(model, layer_name, "output")
+    inputs_fn = _split_fn(model, layer_name, "input")
+
+    def fn(x):
+        pre = layer.convolution_op(inputs_fn(x), layer.kernel)
+        if layer.use_bias:
+            pre = ops.add(pre, layer.bias)
+        return pre
+    return fn
+
+
+def _input_hw(model) -> tuple[int | None, int | None, int]:
+    shape = tuple(model.input_shape)
+    if len(shape) != 4:
+        raise ValueError(f"This model takes inputs of shape {shape[1:]}, not images (height, width, channels).")
+    return shape[1], shape[2], int(shape[3])
+
+
+def _batch(images: np.ndarray, channels: int) -> np.ndarray:
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim == 2 or (x.ndim == 3 and channels == 1 and x.shape[-1] != 1):
+        x = x[..., None]
+    if x.ndim == 3:
+        x = x[None]
+    return x
+
+
+def predict_probs(model, images: np.ndarray, batch_size: int = 512, preprocess: Preprocess | None = None) -> np.ndarray:
+    """Class probabilities (n, classes); a single sigmoid output becomes two columns [1-p, p]."""
+    *_, channels = _input_hw(model)
+    x = _batch(images, channels)
+    outs = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        outs.append(np.asarray(model(preprocess(xb) if preprocess else xb, training=False), dtype=np.float64))
+    out = np.concatenate(outs) if outs else np.zeros((0, 1))
+    if out.ndim == 2 and out.shape[1] == 1:
+        out = np.concatenate([1.0 - out, out], axis=1)
+    return out
+
+
+def feature_maps(model, layer_name: str, image: np.ndarray, preprocess: Preprocess | None = None) -> np.ndarray:
+    """The layer's feature maps for one image: (height, width, filters)."""
+    *_, channels = _input_hw(model)
+    x = _batch(image, channels)[:1]
+    acts = np.asarray(_split_fn(model, layer_name, "output")(preprocess(x) if preprocess else x))
+    if acts.ndim != 4:
+        raise ValueError(f"{layer_name!r} outputs shape {acts.shape[1:]}, not feature maps.")
+    return acts[0]
+
+
+def filter_activations(model, layer_name: str, images: np.ndarray, batch_size: int = 256,
+                       preprocess: Preprocess | None = None) -> np.ndarray:
+    """Mean activation of every filter on every image: (n_images, filters)."""
+    *_, channels = _input_hw(model)
+    x = _batch(images, channels)
+    fn = _split_fn(model, layer_name, "output")
+    rows = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        acts = np.asarray(fn(preprocess(xb) if preprocess else xb), dtype=np.float64)
+        rows.append(acts.mean(axis=(1, 2)) if acts.ndim == 4 else acts)
+    return np.concatenate(rows)
+
+
+def top_activating(model, layer_name: str, filter_index: int, images: np.ndarray, k: int = 5, *,
+                   activations: np.ndarray | None = None,
+                   preprocess: Preprocess | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, mean activations) of the k images that excite one filter most, highest first.
+
+    Pass ``activations`` from ``filter_activations`` to rank many filters with one forward pass."""
+    acts = filter_activations(model, layer_name, images, preprocess=preprocess) if activations is None else activations
+    if not 0 <= filter_index < acts.shape[1]:
+        raise ValueError(f"{layer_name!r} has {acts.shape[1]} filters (0 to {acts.shape[1] - 1}); "
+                         f"filter {filter_index} does not exist.")
+    column = acts[:, filter_index]
+    order = np.argsort(-column, kind="stable")[:k]
+    return order, column[order]
+
+
+def rank_filters(maps: np.ndarray) -> pd.DataFrame:
+    """Filters ranked by mean activation on one image's feature maps (from ``feature_maps``)."""
+    maps = np.asarray(maps, dtype=np.float64)
+    frame = pd.DataFrame({"filter": np.arange(maps.shape[-1]), "mean activation": maps.mean(axis=(0, 1)),
+                          "max activation": maps.max(axis=(0, 1)),
+                          "active area": (maps > 0).mean(axis=(0, 1))})
+    return frame.sort_values("mean activation", ascending=False, kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Filter exemplars: gradient ascent on the input
+# --------------------------------------------------------------------------------------------
+
+
+def initial_noise(height: int, width: int, channels: int, seed: int = 0,
+                  value_range: ValueRange = (0.0, 1.0)) -> np.ndarray:
+    """The starting image: grey with faint uniform noise (Graetz starts near 150-180 of 255)."""
+    rng = np.random.default_rng(seed)
+    unit = rng.uniform(0.4, 0.6, size=(height, width, channels)).astype(np.float32)
+    lo, hi = value_range
+    return lo + unit * (hi - lo)
+
+
+def _stage_sizes(final: tuple[int, int], stages: int, factor: float) -> list[tuple[int, int]]:
+    sizes = []
+    for s in range(stages):
+        shrink = factor ** (stages - 1 - s)
+        sizes.append((max(4, round(final[0] / shrink)), max(4, round(final[1] / shrink))))
+    return sizes
+
+
+def _ascent_step(model, layer_name: str, target_hw: tuple[int, int] | None, use_scale: bool,
+                 tv_weight: float, value_range: ValueRange, preprocess: Preprocess | None):
+    """A compiled gradient-ascent step, cached so a grid of filters traces it once."""
+    import tensorflow as tf
+
+    key = ("ascent", layer_name, target_hw, use_scale, float(tv_weight), tuple(value_range), preprocess)
+    with _FN_LOCK:
+        cached = _FN_CACHE.setdefault(model, {}).get(key)
+    if cached is not None:
+        return cached
+    features = _pre_activation_fn(model, layer_name)
+    lo, hi = float(value_range[0]), float(value_range[1])
+
+    @tf.function(reduce_retracing=True)
+    def step(img, filter_index, shift, scale_factor, step_size):
+        with tf.GradientTape() as tape:
+            tape.watch(img)
+            x = img
+            size = tf.shape(x)[1:3]
+            if use_scale:  # random zoom, cropped or padded back: the pattern must survive resizing
+                new = tf.cast(tf.round(tf.cast(size, tf.float32) * scale_factor), tf.int32)
+                x = tf.image.resize(x, new, method="bilinear")
+                x = tf.image.resize_with_crop_or_pad(x, size[0], size[1])
+            x = tf.roll(x, shift=shift, axis=[1, 2])  # jitter (a zero shift when switched off)
+            if target_hw is not None:  # a fixed-size model sees the current stage upsampled
+                x = tf.image.resize(x, target_hw, method="bilinear")
+            x = lo + x * (hi - lo)
+            if preprocess is not None:
+                x = preprocess(x)
+            acts = features(x)
+            objective = tf.reduce_mean(tf.gather(acts, filter_index, axis=-1))
+            if tv_weight:
+                tv = tf.reduce_mean(tf.abs(img[:, 1:, :, :] - img[:, :-1, :, :])) + \
+                    tf.reduce_mean(tf.abs(img[:, :, 1:, :] - img[:, :, :-1, :]))
+                loss = objective - tv_weight * tv
+            else:
+                loss = objective
+        grads = tape.gradient(loss, img)
+        grads = grads / (tf.sqrt(tf.reduce_mean(tf.square(grads))) + 1e-8)  # normalised step
+        return tf.clip_by_value(img + step_size * grads, 0.0, 1.0), objective
+
+    with _FN_LOCK:
+        _FN_CACHE.setdefault(model, {})[key] = step
+    return step
+
+
+def filter_exemplar(model, layer_name: str, filter_index: int, *, steps: int = 30, step_size: float = 0.05,
+                    size: int | None = None, upscaling_steps: int = 2, upscale_factor: float = 1.2,
+                    jitter: int = 0, scale: float = 0.0, blur: float = 0.0, tv_weight: float = 0.0,
+                    seed: int = 0, value_range: ValueRange = (0.0, 1.0), preprocess: Preprocess | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """An image that strongly excites one filter, found by gradient ascent on the input.
+
+    Starts from ``initial_noise`` at a small size and runs ``steps`` normalised gradient steps in
+    total, spread over ``upscaling_steps + 1`` stages; between stages the image is enlarged by
+    ``upscale_factor`` (and blurred), so coarse structure forms first (Graetz's method).
+    Regularisers, each off at 0: ``jitter`` (random shift up to that many pixels), ``scale``
+    (random zoom up to +-scale), ``blur`` (Gaussian sigma between stages and every 4 steps),
+    ``tv_weight`` (total-variation penalty). Without them the result tends to be high-frequency
+    noise that no real image contains.
+
+    Returns an (H, W, C) float32 image at the model's input size (``size`` for models that take
+    any size) in the model's own scale ``value_range``, ready to feed back to the model.
+    ``progress(done, total)`` is called after every step."""
+    import tensorflow as tf
+    from scipy.ndimage import gaussian_filter
+
+    h, w, channels = _input_hw(model)
+    if steps < 1:
+        raise ValueError("Use at least 1 gradient step.")
+    if upscaling_steps < 0 or upscale_factor < 1.0:
+        raise ValueError("upscaling_steps must be >= 0 and upscale_factor >= 1.")
+    if not step_size > 0:
+        raise ValueError("The step size must be positive.")
+    if h is None or w is None:
+        final = (int(size or 128),) * 2
+        if final[0] < 16:
+            raise ValueError("Use an image size of at least 16 pixels.")
+        target_hw = None  # fully convolutional: feed each stage at its own size
+    else:
+        if size is not None and size != h:
+            raise ValueError(f"This model only takes {h}x{w} images; leave the size at {h}.")
+        final, target_hw = (h, w), (h, w)
+    n_filters = int(_get_layer_shape(model, layer_name)[-1])
+    if not 0 <= filter_index < n_filters:
+        raise ValueError(f"{layer_name!r} has {n_filters} filters (0 to {n_filters - 1}); "
+                         f"filter {filter_index} does not exist.")
+
+    rng = np.random.default_rng(seed)
+    stages = upscaling_steps + 1
+    sizes = _stage_sizes(final, stages, upscale_factor)
+    per_stage = [len(a) for a in np.array_split(np.arange(steps), stages)]
+    unit = rng.uniform(0.4, 0.6, size=(*sizes[0], channels)).astype(np.float32)
+    step = _ascent_step(model, layer_name, target_hw, scale > 0, tv_weight, value_range, preprocess)
+    done = 0
+    for s, (stage_hw, n_steps) in enumerate(zip(sizes, per_stage)):
+        if s > 0:  # enlarge the previous stage's result, then smooth away its pixel grid
+            unit = tf.image.resize(unit[None], stage_hw, method="bicubic")[0].numpy()
+            if blur > 0:
+                unit = gaussian_filter(unit, sigma=(blur, blur, 0))
+            unit = np.clip(unit, 0.0, 1.0).astype(np.float32)
+        img = tf.constant(unit[None])
+        for i in range(n_steps):
+            shift = rng.integers(-jitter, jitter + 1, size=2) if jitter > 0 else np.zeros(2, dtype=np.int64)
+            factor = rng.uniform(1.0 - scale, 1.0 + scale) if scale > 0 else 1.0
+            img, _ = step(img, tf.constant(filter_index, tf.int32), tf.constant(shift, tf.int32),
+                          tf.constant(factor, tf.float32), tf.constant(step_size, tf.float32))
+            if blur > 0 and (i + 1) % 4 == 0 and i + 1 < n_steps:
+                img = tf.constant(gaussian_filter(img.numpy(), sigma=(0, blur * 0.5, blur * 0.5, 0)))
+            done += 1
+            if progress is not None:
+                progress(done, steps)
+        unit = img.numpy()[0]
+    if target_hw is not None and unit.shape[:2] != tuple(target_hw):
+        unit = np.clip(tf.image.resize(unit[None], target_hw, method="bilinear")[0].numpy(), 0, 1)
+    lo, hi = value_range
+    return (lo + unit * (hi - lo)).astype(np.float32)
+
+
+def _get_layer_shape(model, layer_name: str) -> tuple:
+    outer, _, inner = layer_name.partition("/")
+    layer = _get_layer(model, outer)
+    if inner:
+        return _get_layer_shape(layer, inner)
+    return tuple(layer.output.shape)
+
+
+def filter_count(model, layer_name: str) -> int:
+    """How many filters (output channels) a layer has."""
+    return int(_get_layer_shape(model, layer_name)[-1])
+
+
+# --------------------------------------------------------------------------------------------
+# Saliency and Grad-CAM
+# --------------------------------------------------------------------------------------------
+
+
+def _class_score(out, class_index: int):
+    """The probability of one class; for a single sigmoid unit, class 0 is 1 - p."""
+    import tensorflow as tf
+
+    if out.shape[-1] == 1:
+        p = out[:, 0]
+        return p if class_index == 1 else 1.0 - p
+    return tf.gather(out, class_index, axis=-1)
+
+
+def _check_class(model, image, class_index, preprocess) -> tuple[np.ndarray, int]:
+    *_, channels = _input_hw(model)
+    x = _batch(image, channels)[:1]
+    probs = predict_probs(model, x, preprocess=preprocess)[0]
+    if class_index is None:
+        return x, int(np.argmax(probs))
+    if not 0 <= int(class_index) < len(probs):
+        raise ValueError(f"The model has {len(probs)} classes (0 to {len(probs) - 1}); "
+                         f"class {class_index} does not exist.")
+    return x, int(class_index)
+
+
+def saliency_map(model, image: np.ndarray, class_index: int | None = None,
+                 preprocess: Preprocess | None = None) -> np.ndarray:
+    """|d log p(class) / d pixel|, maximum over colour channels, scaled to [0, 1]: (H, W).
+
+    Log-probability keeps the gradient useful when the model is very confident."""
+    import tensorflow as tf
+
+    x, class_index = _check_class(model, image, class_index, preprocess)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        out = model(preprocess(xt) if preprocess else xt, training=False)
+        score = tf.math.log(_class_score(out, class_index) + 1e-12)
+    grads = np.abs(tape.gradient(score, xt).numpy()[0]).max(axis=-1)
+    top = grads.max()
+    return (grads / top if top > 0 else grads).astype(np.float32)
+
+
+def grad_cam(model, image: np.ndarray, class_index: int | None = None, layer_name: str | None = None,
+             preprocess: Preprocess | None = None) -> np.ndarray:
+    """Grad-CAM (Selvaraju et al., 2017) at the input's size, in [0, 1]: (H, W).
+
+    Weights each feature map of ``layer_name`` (default: the last conv layer) by the mean
+    gradient of the class score over it, keeps the positive sum, and upsamples it."""
+    import tensorflow as tf
+
+    x, class_index = _check_class(model, image, class_index, preprocess)
+    layer_name = layer_name or last_conv_layer(model)
+    fn = _split_fn(model, layer_name, "both")
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        acts, out = fn(preprocess(xt) if preprocess else xt)
+        tape.watch(acts)
+        score = _class_score(out, class_index)
+    grads = tape.gradient(score, acts)
+    if grads is None or len(acts.shape) != 4:
+        raise ValueError(f"Grad-CAM needs a convolution layer with feature maps; {layer_name!r} has none.")
+    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+    cam = tf.nn.relu(tf.reduce_sum(weights * acts, axis=-1, keepdims=True))
+    cam = tf.image.resize(cam, x.shape[1:3], method="bilinear")[0, :, :, 0].numpy()
+    cam = np.maximum(cam, 0.0)
+    top = cam.max()
+    return (cam / top if top > 0 else cam).astype(np.float32)
+
+
+def images_from_fit(fit_kwargs: dict, limit: int = 500) -> tuple[np.ndarray, np.ndarray] | None:
+    """(x, y) from a training run's validation data (arrays or a tf.data set), for models whose
+    dataset this page does not load itself (the learner's cats/dogs model)."""
+    val = fit_kwargs.get("validation_data")
+    if val is None:
+        return None
+    if isinstance(val, (tuple, list)) and len(val) >= 2:
+        x, y = np.asarray(val[0])[:limit], np.asarray(val[1])[:limit]
+        return x, y.reshape(len(y), -1).argmax(axis=1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(-1)
+    if hasattr(val, "take") and hasattr(val, "as_numpy_iterator"):
+        xs, ys, n = [], [], 0
+        for xb, yb in val.as_numpy_iterator():
+            xs.append(np.asarray(xb))
+            ys.append(np.asarray(yb).reshape(len(xb), -1))
+            n += len(xb)
+            if n >= limit:
+                break
+        if not xs:
+            return None
+        x, y = np.concatenate(xs)[:limit], np.concatenate(ys)[:limit]
+        return x, (y.argmax(axis=1) if y.shape[1] > 1 else y[:, 0])
+    return None
+
+
+def guess_value_range(images: np.ndarray) -> ValueRange:
+    """(0, 255) when the images hold raw pixel values, else (0, 1)."""
+    return (0.0, 255.0) if float(np.max(images)) > 1.5 else (0.0, 1.0)
+
+
+def fit_image(image: np.ndarray, shape: tuple[int | None, int | None, int], value_range: ValueRange = (0.0, 1.0),
+              size: int = 224) -> np.ndarray:
+    """A uint8 picture (HxW or HxWx3) -> a float32 model input of ``shape`` in ``value_range``.
+
+    Resizes to the model's height and width (``size`` when the model takes any size) and turns
+    colour into gray or back as the model's channels require."""
+    from PIL import Image
+
+    h, w, channels = shape
+    h, w = h or size, w or size
+    img = np.asarray(image)
+    if img.dtype != np.uint8:
+        img = (np.clip(img, 0, 1) * 255).astype(np.uint8) if img.max() <= 1.0 else np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    pil = Image.fromarray(img).convert("L" if channels == 1 else "RGB").resize((w, h), Image.Resampling.BILINEAR)
+    arr = np.asarray(pil, dtype=np.float32) / 255.0
+    if channels == 1:
+        arr = arr[..., None]
+    lo, hi = value_range
+    return (lo + arr * (hi - lo)).astype(np.float32)
+
+
+def regularisers(size: int, jitter: bool, scale: bool, blur: bool, tv: bool) -> dict[str, float]:
+    """The regulariser strengths behind the page's on/off switches, scaled to the image size."""
+    return {"jitter": max(1, round(size / 32)) if jitter else 0, "scale": 0.05 if scale else 0.0,
+            "blur": (0.5 if size <= 64 else 1.0) if blur else 0.0, "tv_weight": 1.0 if tv else 0.0}
+
+
+@dataclass
+class ModelChoice:
+    """A model the page can look inside, with what the page needs to feed it."""
+
+    key: str  # stable option id: "default", "vgg16", "mnist:0", "catsdogs:0:VGG16 frozen"
+    label: str
+    model: Any
+    kind: str  # "mnist", "catsdogs" or "vgg16"
+    value_range: ValueRange = (0.0, 1.0)
+    preprocess: Preprocess | None = None
+    class_names: tuple[str, ...] = ()  # empty: no classifier (the VGG16 base)
+    images: np.ndarray | None = None  # dataset images in the model's input shape and scale
+    labels: np.ndarray | None = None
+    images_note: str = ""
+
+    @property
+    def classifier(self) -> bool:
+        return bool(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int | None, int | None, int]:
+        return _input_hw(self.model)
+
+
+# --------------------------------------------------------------------------------------------
+# Keras code shown on the page
+# --------------------------------------------------------------------------------------------
+
+KERAS_CODE = '''import numpy as np
+import tensorflow as tf
+import keras
+
+# model: a trained Keras CNN taking 28x28x1 images in [0, 1]
+layer = model.get_layer("conv2d_1")
+features = keras.Model(inputs=model.inputs, outputs=layer.output)
+
+def filter_exemplar(filter_index, steps=30, step_size=0.05, stages=3, factor=1.2, seed=0):
+    rng = np.random.default_rng(seed)
+    size = int(28 / factor ** (stages - 1))
+    img = rng.uniform(0.4, 0.6, (1, size, size, 1)).astype("float32")
+    for stage in range(stages):
+        img = tf.Variable(img)
+        for _ in range(steps // stages):
+            with tf.GradientTape() as tape:
+                x = tf.image.resize(img, (28, 28))          # the model takes 28x28
+                loss = tf.reduce_mean(features(x)[..., filter_index])
+            grads = tape.gradient(loss, img)
+            grads /= tf.sqrt(tf.reduce_mean(grads ** 2)) + 1e-8   # normalised step
+            img.assign(tf.clip_by_value(img + step_size * grads, 0, 1))
+        size = min(28, int(size * factor))                      # upscale between stages
+        img = tf.image.resize(img.numpy(), (size, size), method="bicubic").numpy()
+    return tf.image.resize(img, (28, 28)).numpy()[0]
+
+# Grad-CAM for class c (keras-io's recipe)
+grad_model = keras.Model(model.inputs, [model.get_layer("conv2d_2").output, model.output])
+with tf.GradientTape() as tape:
+    maps, probs = grad_model(image[None])
+    score = probs[:, c]
+weights = tf.reduce_mean(tape.gradient(score, maps), axis=(1, 2), keepdims=True)
+cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))[0]
+'''
+
+
+# --------------------------------------------------------------------------------------------
+# --- figures
+# --------------------------------------------------------------------------------------------
+
+
+def to_display(image: np.ndarray, value_range: ValueRange | None = None, stretch: bool = False) -> np.ndarray:
+    """Any model-scale image -> uint8 HxW or HxWx3 for plotting (stretch: use its own min-max)."""
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if stretch or value_range is None:
+        lo, hi = float(img.min()), float(img.max())
+    else:
+        lo, hi = value_range
+    img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+
+def _add_image(fig: go.Figure, img: np.ndarray, row: int, col: int, hover: str = "") -> None:
+    if img.ndim == 3:
+        fig.add_trace(go.Image(z=img, hoverinfo="skip"), row=row, col=col)
+    else:
+        fig.add_trace(go.Heatmap(z=img, colorscale="gray", zmin=0, zmax=255, showscale=False,
+                                 hovertemplate=(hover or "row %{y}, col %{x}: %{z}") + "<extra></extra>"),
+                      row=row, col=col)
+    fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor=None, row=row, col=col)
+    fig.update_xaxes(showticklabels=False, row=row, col=col)
+
+
+def image_grid_figure(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[Sequence[str]],
+                      cell: int = 120) -> go.Figure:
+    """A grid of uint8 images (rows of equal length); used for exemplars next to the images
+    that excite the same filter most."""
+    n_rows = max(len(rows), 1)
+    n_cols = max((len(r) for r in rows), default=1)
+    flat_titles = [t for r, ts in zip(rows, titles) for t in list(ts) + [""] * (n_cols - len(ts))]
+    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=flat_titles,
+                        horizontal_spacing=0.01, vertical_spacing=0.25 / n_rows)
+    for i, r in enumerate(rows):
+        for j, img in enumerate(r):
+            _add_image(fig, np.asarray(img), i + 1, j + 1)
+    fig.update_annotations(font_size=11)
+    fig.update_layout(height=int(cell * 1.25 * n_rows + 30), width=int(cell * n_cols * 1.1) + 40,
+                      margin=dict(l=5, r=5, t=30, b=5))
+    return fig
+
+
+def maps_and_exemplars_figure(maps: Sequence[np.ndarray], exemplars: Sequence[np.ndarray | None],
+                              titles: Sequence[str], image: np.ndarray | None = None) -> go.Figure:
+    """Top filters as columns: the feature map on this image above the filter's exemplar."""
+    k = len(maps)
+    has_ex = any(e is not None for e in exemplars)
+    n_rows = 2 if has_ex else 1
+    sub = [f"{t}: feature map" for t in titles] + ([f"{t}: exemplar" for t in titles] if has_ex else [])
+    fig = make_subplots(rows=n_rows, cols=max(k, 1), subplot_titles=sub, horizontal_spacing=0.02,
+                        vertical_spacing=0.12)
+    for j, m in enumerate(maps):
+        fig.add_trace(go.Heatmap(z=np.asarray(m, dtype=np.float64), colorscale="Viridis", showscale=False,
+                                 hovertemplate="%{z:.3f}<extra></extra>"), row=1, col=j + 1)
+        fig.update_yaxes(autorange="reversed", showticklabels=False, row=1, col=j + 1)
+        fig.update_xaxes(showticklabels=False, row=1, col=j + 1)
+        if has_ex and exemplars[j] is not None:
+            _add_image(fig, exemplars[j], 2, j + 1)
+    fig.update_annotations(font_size=11)
+    fig.update_layout(height=230 * n_rows + 40, margin=dict(l=5, r=5, t=40, b=5))
+    return fig
+
+
+def ranking_figure(ranking: pd.DataFrame, top: int = 5) -> go.Figure:
+    """Mean activation of every filter on the image, highest first; the top ones highlighted."""
+    colors = ["#d62728" if i < top else "#9aa5b1" for i in range(len(ranking))]
+    fig = go.Figure(go.Bar(x=[str(f) for f in ranking["filter"]], y=ranking["mean activation"],
+                           marker_color=colors, hovertemplate="filter %{x}: %{y:.3f}<extra></extra>"))
+    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), title="Mean activation per filter",
+                      xaxis_title="filter (sorted)", yaxis_title="mean activation")
+    fig.update_xaxes(type="category", showticklabels=len(ranking) <= 64)
+    return fig
+
+
+def heat_overlay_figure(image: np.ndarray, heats: Sequence[np.ndarray], titles: Sequence[str]) -> go.Figure:
+    """The image, then each heat map (saliency, Grad-CAM) drawn over a faded copy of it."""
+    n = 1 + len(heats)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=["input", *titles], horizontal_spacing=0.02)
+    _add_image(fig, image, 1, 1)
+    gray = image if image.ndim == 2 else image.mean(axis=2)
+    for j, heat in enumerate(heats):
+        fig.add_trace(go.Heatmap(z=gray, colorscale="gray", showscale=False, opacity=0.6, hoverinfo="skip"),
+                      row=1, col=j + 2)
+        fig.add_trace(go.Heatmap(z=heat, colorscale="Inferno", zmin=0, zmax=1, opacity=0.65, showscale=j == n - 2,
+                                 hovertemplate="%{z:.2f}<extra></extra>"), row=1, col=j + 2)
+        fig.update_yaxes(autorange="reversed", showticklabels=False, row=1, col=j + 2)
+        fig.update_xaxes(showticklabels=False, row=1, col=j + 2)
+    fig.update_layout(height=300, margin=dict(l=5, r=5, t=40, b=5))
+    return fig

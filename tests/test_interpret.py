@@ -1,0 +1,294 @@
+"""Filter exemplars, feature maps, top-activating images, saliency and Grad-CAM (dnn2core.interpret).
+
+Models are tiny or hand-built so the expected answer is known: a 1x1 conv whose filters are
+"brightness" and "darkness", a detector whose Grad-CAM must sit on the blob it detects, and
+the course's CNN trained briefly on a few hundred digits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dnn2core import interpret
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    """The course's CNN, trained for 1 epoch on 500 digits (a few seconds)."""
+    return interpret.default_mnist_cnn(seed=0, train_size=500, epochs=1)
+
+
+def _brightness_model():
+    """1x1 conv, no bias, ReLU: filter 0 = the pixel value, filter 1 = minus the pixel value."""
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    conv = keras.layers.Conv2D(2, 1, use_bias=False, activation="relu", name="light")
+    model = keras.Model(inputs, conv(inputs))
+    conv.set_weights([np.array([1.0, -1.0], dtype=np.float32).reshape(1, 1, 1, 2)])
+    return model
+
+
+def _blob_detector():
+    """Conv 3x3 (mean filter, ReLU) -> global average -> softmax: class 1 when a bright blob exists."""
+    import keras
+
+    inputs = keras.Input((16, 16, 1))
+    conv = keras.layers.Conv2D(1, 3, padding="same", activation="relu", name="detector")
+    dense = keras.layers.Dense(2, activation="softmax", name="head")
+    model = keras.Model(inputs, dense(keras.layers.GlobalAveragePooling2D()(conv(inputs))))
+    conv.set_weights([np.full((3, 3, 1, 1), 1 / 9, np.float32), np.zeros(1, np.float32)])
+    dense.set_weights([np.array([[0.0, 40.0]], np.float32), np.array([0.0, -1.0], np.float32)])
+    return model
+
+
+def _nested_sigmoid_model():
+    """A cats/dogs-like model: 0-255 input, Rescaling, a nested conv base, one sigmoid unit."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    base = keras.Sequential([keras.Input((24, 24, 3)), keras.layers.Conv2D(4, 3, activation="relu", name="conv_a"),
+                             keras.layers.Conv2D(6, 3, activation="relu", name="conv_b")], name="base")
+    return keras.Sequential([keras.Input((24, 24, 3)), keras.layers.Rescaling(1 / 255), base,
+                             keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(1, activation="sigmoid")])
+
+
+# ----------------------------------------------------------------------------- the default model
+
+
+def test_default_cnn_is_the_course_cnn_and_learns(cnn):
+    assert cnn.model.count_params() == 104_202
+    assert interpret.conv_layers(cnn.model)[-1] == interpret.last_conv_layer(cnn.model)
+    assert len(interpret.conv_layers(cnn.model)) == 3
+    assert cnn.train_size == 500 and cnn.epochs == 1
+    assert cnn.test_accuracy > 0.5  # chance is 0.1; 1 epoch on 500 digits gives ~0.6-0.8
+    assert "500 digits" in cnn.description
+
+
+def test_default_cnn_reads_its_size_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DNN2_DEFAULT_CNN_TRAIN", "5")
+    with pytest.raises(ValueError, match="at least 10 training digits"):
+        interpret.default_mnist_cnn()
+
+
+# ----------------------------------------------------------------------------- exemplars
+
+
+@pytest.mark.parametrize("filter_index", [1, 2, 3])
+def test_exemplar_excites_its_filter_far_more_than_the_starting_noise(cnn, filter_index):
+    """Pixels are kept in [0, 1], so activations are bounded: 2-4x the noise's after 30 steps."""
+    layer = interpret.last_conv_layer(cnn.model)
+    calls = []
+    ex = interpret.filter_exemplar(cnn.model, layer, filter_index, steps=30, jitter=1, blur=0.5,
+                                   progress=lambda d, t: calls.append((d, t)))
+    assert ex.shape == (28, 28, 1) and ex.dtype == np.float32
+    assert 0.0 <= ex.min() and ex.max() <= 1.0
+    assert calls[-1] == (30, 30) and len(calls) == 30
+    noise = interpret.initial_noise(28, 28, 1, seed=0)
+    start, end = interpret.filter_activations(cnn.model, layer, np.stack([noise, ex]))[:, filter_index]
+    assert end > 2 * start and end > start + 0.25, (start, end)
+
+
+def test_exemplar_is_reproducible_with_its_seed_and_differs_without(cnn):
+    layer = interpret.conv_layers(cnn.model)[1]
+    a = interpret.filter_exemplar(cnn.model, layer, 3, steps=6, jitter=1, seed=7)
+    b = interpret.filter_exemplar(cnn.model, layer, 3, steps=6, jitter=1, seed=7)
+    c = interpret.filter_exemplar(cnn.model, layer, 3, steps=6, jitter=1, seed=8)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_regularisers_smooth_the_exemplar(cnn):
+    """Total variation and blur exist to remove pixel-level noise: the result must be smoother."""
+    layer = interpret.conv_layers(cnn.model)[0]
+    plain = interpret.filter_exemplar(cnn.model, layer, 5, steps=20, upscaling_steps=0)
+    smooth = interpret.filter_exemplar(cnn.model, layer, 5, steps=20, upscaling_steps=0, tv_weight=5.0,
+                                       blur=1.0, scale=0.05)
+
+    def roughness(img):
+        return float(np.abs(np.diff(img[..., 0], axis=0)).mean() + np.abs(np.diff(img[..., 0], axis=1)).mean())
+    assert roughness(smooth) < roughness(plain)
+
+
+def test_exemplar_rejects_what_cannot_work(cnn):
+    layer = interpret.conv_layers(cnn.model)[0]
+    with pytest.raises(ValueError, match="32 filters"):
+        interpret.filter_exemplar(cnn.model, layer, 32)
+    with pytest.raises(ValueError, match="only takes 28x28"):
+        interpret.filter_exemplar(cnn.model, layer, 0, size=64)
+    with pytest.raises(ValueError, match="no layer named"):
+        interpret.filter_exemplar(cnn.model, "nope", 0)
+    with pytest.raises(ValueError, match="at least 1 gradient step"):
+        interpret.filter_exemplar(cnn.model, layer, 0, steps=0)
+
+
+def test_vgg16_block_exemplar_at_any_size():
+    """VGG16's base takes any size: Graetz feeds the growing image itself (random weights here)."""
+    model = interpret.load_vgg16(None)
+    assert interpret.conv_layers(model)[-1] == "block5_conv3" and len(interpret.conv_layers(model)) == 13
+    ex = interpret.filter_exemplar(model, "block1_conv2", 4, steps=6, size=32, upscaling_steps=1,
+                                   preprocess=interpret.vgg16_preprocess)
+    assert ex.shape == (32, 32, 3)
+    noise = interpret.initial_noise(32, 32, 3, seed=0)
+    start, end = interpret.filter_activations(model, "block1_conv2", np.stack([noise, ex]),
+                                              preprocess=interpret.vgg16_preprocess)[:, 4]
+    assert end > 2 * start
+
+
+def test_vgg16_preprocess_matches_keras():
+    import keras
+
+    x = np.random.default_rng(0).random((2, 4, 4, 3)).astype(np.float32)
+    ours = np.asarray(interpret.vgg16_preprocess(x))
+    np.testing.assert_allclose(ours, keras.applications.vgg16.preprocess_input(x * 255.0), atol=1e-3)
+
+
+# ----------------------------------------------------------------------------- activations
+
+
+def test_top_activating_returns_the_brightest_and_darkest_images():
+    model = _brightness_model()
+    levels = np.array([0.2, 0.9, -0.5, 0.5, -0.8], dtype=np.float32)
+    images = np.ones((5, 8, 8, 1), np.float32) * levels[:, None, None, None]
+    acts = interpret.filter_activations(model, "light", images)
+    np.testing.assert_allclose(acts[:, 0], np.maximum(levels, 0), atol=1e-6)
+    idx, vals = interpret.top_activating(model, "light", 0, images, k=2)
+    assert idx.tolist() == [1, 3] and vals == pytest.approx([0.9, 0.5])
+    idx, vals = interpret.top_activating(model, "light", 1, images, k=1, activations=acts)
+    assert idx.tolist() == [4] and vals == pytest.approx([0.8])
+    with pytest.raises(ValueError, match="2 filters"):
+        interpret.top_activating(model, "light", 2, images, activations=acts)
+
+
+def test_feature_maps_and_ranking():
+    model = _brightness_model()
+    image = np.zeros((8, 8, 1), np.float32)
+    image[:4] = -1.0  # top half dark, bottom half black: only the "darkness" filter fires
+    maps = interpret.feature_maps(model, "light", image)
+    assert maps.shape == (8, 8, 2)
+    ranking = interpret.rank_filters(maps)
+    assert ranking["filter"].tolist() == [1, 0]
+    assert ranking["mean activation"].tolist() == pytest.approx([0.5, 0.0])
+    assert ranking["active area"].tolist() == pytest.approx([0.5, 0.0])
+
+
+# ----------------------------------------------------------------------------- saliency and Grad-CAM
+
+
+def test_grad_cam_sits_on_the_blob_the_model_detects():
+    model = _blob_detector()
+    image = np.zeros((16, 16, 1), np.float32)
+    image[2:6, 3:7] = 1.0
+    probs = interpret.predict_probs(model, image)[0]
+    assert probs.argmax() == 1  # the blob is detected
+    cam = interpret.grad_cam(model, image, class_index=1)
+    assert cam.shape == (16, 16) and cam.min() >= 0.0 and cam.max() == pytest.approx(1.0)
+    near = np.zeros((16, 16), bool)
+    near[1:7, 2:8] = True  # the blob grown by the 3x3 window
+    assert cam[near].sum() / cam.sum() > 0.99
+    assert cam[2:6, 3:7].mean() > 0.5
+    sal = interpret.saliency_map(model, image, class_index=1)
+    assert sal.shape == (16, 16) and sal.min() >= 0.0 and sal.max() == pytest.approx(1.0)
+    near2 = np.zeros((16, 16), bool)
+    near2[0:8, 1:9] = True
+    assert sal[near2].sum() / sal.sum() > 0.99
+
+
+def test_grad_cam_on_the_cnn_is_upsampled_to_the_input(cnn):
+    from dnn2core import data
+
+    digit = data.load_mnist().data.x_test[0].astype(np.float32)[..., None] / 255.0
+    for layer in interpret.conv_layers(cnn.model):
+        cam = interpret.grad_cam(cnn.model, digit, layer_name=layer)
+        assert cam.shape == (28, 28) and cam.min() >= 0.0 and cam.max() <= 1.0
+    with pytest.raises(ValueError, match="10 classes"):
+        interpret.grad_cam(cnn.model, digit, class_index=10)
+
+
+def test_nested_base_sigmoid_model_like_cats_and_dogs():
+    model = _nested_sigmoid_model()
+    assert interpret.conv_layers(model) == ["base/conv_a", "base/conv_b"]
+    images = np.random.default_rng(0).uniform(0, 255, (3, 24, 24, 3)).astype(np.float32)
+    assert interpret.guess_value_range(images) == (0.0, 255.0)
+    probs = interpret.predict_probs(model, images)
+    assert probs.shape == (3, 2) and np.allclose(probs.sum(axis=1), 1.0)
+    assert interpret.feature_maps(model, "base/conv_b", images[0]).shape == (20, 20, 6)
+    for c in (0, 1):
+        cam = interpret.grad_cam(model, images[0], class_index=c, layer_name="base/conv_b")
+        assert cam.shape == (24, 24) and cam.min() >= 0.0
+    ex = interpret.filter_exemplar(model, "base/conv_a", 1, steps=10, value_range=(0.0, 255.0))
+    assert ex.shape == (24, 24, 3) and ex.max() <= 255.0 and ex.max() > 1.5
+    start = interpret.initial_noise(24, 24, 3, value_range=(0.0, 255.0))
+    a0, a1 = interpret.filter_activations(model, "base/conv_a", np.stack([start, ex]))[:, 1]
+    assert a1 > a0
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def test_vgg16_weights_are_found_or_explained(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.delenv("DNN2_VGG16_WEIGHTS", raising=False)
+    path, reason = interpret.vgg16_weights()
+    assert path is None and interpret.VGG16_NOTOP_FILE in reason and "DNN2_VGG16_WEIGHTS" in reason
+    monkeypatch.setenv("DNN2_VGG16_WEIGHTS", str(tmp_path / "missing.h5"))
+    path, reason = interpret.vgg16_weights()
+    assert path is None and "missing.h5" in reason and "does not exist" in reason
+    cached = tmp_path / "keras" / "models" / interpret.VGG16_NOTOP_FILE
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"x")
+    monkeypatch.delenv("DNN2_VGG16_WEIGHTS")
+    assert interpret.vgg16_weights()[0] == cached
+    own = tmp_path / "mine.h5"
+    own.write_bytes(b"x")
+    monkeypatch.setenv("DNN2_VGG16_WEIGHTS", str(own))
+    assert interpret.vgg16_weights()[0] == own
+
+
+def test_fit_image_converts_size_channels_and_scale():
+    gray = np.tile(np.arange(64, dtype=np.uint8)[None] * 4, (32, 1))
+    rgb = interpret.fit_image(gray, (16, 16, 3), (0.0, 255.0))
+    assert rgb.shape == (16, 16, 3) and rgb.dtype == np.float32 and rgb.max() <= 255.0 and rgb.max() > 200
+    g = interpret.fit_image(np.zeros((10, 20, 3), np.uint8), (None, None, 1), size=48)
+    assert g.shape == (48, 48, 1) and g.max() == 0.0
+
+
+def test_images_from_fit_reads_arrays_and_datasets():
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).random((30, 4, 4, 3)).astype(np.float32)
+    y = np.arange(30) % 2
+    got = interpret.images_from_fit({"validation_data": (x, y)}, limit=10)
+    assert got[0].shape == (10, 4, 4, 3) and got[1].tolist() == y[:10].tolist()
+    ds = tf.data.Dataset.from_tensor_slices((x, y.astype(np.float32))).batch(8)
+    got = interpret.images_from_fit({"validation_data": ds}, limit=20)
+    assert got[0].shape == (20, 4, 4, 3) and got[1].tolist() == y[:20].tolist()
+    assert interpret.images_from_fit({}) is None
+
+
+def test_figures_have_one_panel_per_image():
+    img = np.zeros((8, 8), np.uint8)
+    fig = interpret.image_grid_figure([[img, img, img], [img, img, img]], [["a", "b", "c"], ["d", "e", "f"]])
+    assert len(fig.data) == 6
+    fig = interpret.maps_and_exemplars_figure([np.zeros((4, 4))] * 3, [img, None, img], ["0", "1", "2"])
+    assert len(fig.data) == 5
+    fig = interpret.heat_overlay_figure(img, [np.zeros((8, 8)), np.ones((8, 8))], ["s", "g"])
+    assert len(fig.data) == 5
+
+
+def test_nested_base_behind_non_layer_preprocessing_ops():
+    """The cats/dogs page's functional model: preprocess_input (plain ops, not layers) -> VGG16 base
+    -> sigmoid. Feature maps of a base layer must see the preprocessed image, as the model does."""
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    x = base(keras.applications.vgg16.preprocess_input(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(x)))
+    image = np.random.default_rng(0).uniform(0, 255, (32, 32, 3)).astype(np.float32)
+    ours = interpret.feature_maps(model, "vgg16/block1_conv1", image)
+    direct = keras.Model(base.inputs[0], base.get_layer("block1_conv1").output)(
+        keras.applications.vgg16.preprocess_input(image[None].copy()))
+    np.testing.assert_allclose(ours, np.asarray(direct)[0], rtol=1e-4, atol=1e-3)
+    cam = interpret.grad_cam(model, image, class_index=1, layer_name="vgg16/block5_conv3")
+    assert cam.shape == (32, 32) and cam.min() >= 0.0

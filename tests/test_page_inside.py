@@ -1,0 +1,247 @@
+"""AppTest of "Inside the network": exemplars, the hypothesis test, saliency, the one-pixel attack
+(single and batch), the learner's own model, VGG16's unavailable option and bad uploads.
+
+The page's default CNN is trained on first use; here it is made cheap (400 digits, 1 epoch)
+through the environment, and Streamlit's resource cache shares it across these tests."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+
+TINY = dict(steps="4", n="2", ups="1", topk="3", pop="20", gens="3")
+
+
+@pytest.fixture(autouse=True)
+def cheap_default_cnn(no_local_data, monkeypatch):
+    monkeypatch.setenv("DNN2_DEFAULT_CNN_TRAIN", "400")
+    monkeypatch.setenv("DNN2_DEFAULT_CNN_EPOCHS", "1")
+    monkeypatch.delenv("DNN2_VGG16_WEIGHTS", raising=False)
+
+
+def page(session: dict | None = None, **params) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    for k, v in {**TINY, **params}.items():
+        at.query_params[k] = v
+    for k, v in (session or {}).items():
+        at.session_state[k] = v
+    at.switch_page("pages/inside.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def charts(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def array(value) -> np.ndarray:
+    """A Plotly JSON array: a plain list, or {"dtype", "bdata" (base64), "shape"} for numpy data."""
+    if isinstance(value, dict):
+        out = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return out.reshape([int(n) for n in str(value.get("shape", len(out))).split(",")])
+    return np.asarray(value, dtype=float)
+
+
+def qp(at, name: str) -> str:
+    value = at.query_params[name]
+    return value[0] if isinstance(value, list) else value
+
+
+def annotations(spec: dict) -> list[str]:
+    return [a["text"] for a in spec["layout"].get("annotations", [])]
+
+
+def test_filters_panel_exemplars_hypothesis_and_grad_cam():
+    """One learner's visit: exemplars, revisit from the cache, regularisers and seed, the hypothesis
+    test, saliency and Grad-CAM — one session keeps the test cheap."""
+    at = page(top="3", idx="7", cls="3", cam_layer="1")
+    assert at.title[0].value == "Inside the network"
+    assert at.selectbox(key="inside.model").value == "default"
+    vgg = at.sidebar.toggle(key="inside.vgg_unavailable")
+    assert vgg.disabled and vgg.value is False
+    assert any("VGG16 is unavailable" in c.value and "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in c.value
+               for c in at.sidebar.caption)
+    assert any("trained here for 1 epoch(s) on 400 digits" in c.value for c in at.sidebar.caption)
+    assert any("Press the button" in i.value for i in at.info)  # nothing generated yet
+
+    # the hypothesis test: filters ranked by mean activation on test digit 7
+    frame = at.dataframe[0].value
+    values = frame["mean activation"].tolist()
+    assert len(frame) == 3 and values == sorted(values, reverse=True)
+
+    # saliency and Grad-CAM of class 3, on conv layer 1, at the input's size
+    assert any("Explaining class **3**" in m.value for m in at.markdown)
+    heat = next(c for c in charts(at) if any("Grad-CAM (" in t for t in annotations(c)))
+    cam = array(heat["data"][-1]["z"])
+    assert cam.shape == (28, 28) and cam.min() >= 0 and cam.max() <= 1
+
+    # the exemplar grid: 2 filters, each with its exemplar and the 3 digits that excite it most
+    at.button(key="inside.gen").click().run()
+    assert not at.exception
+    cache = at.session_state["inside.exemplar_cache"]
+    assert len(cache) == 2 and all(v.shape == (28, 28, 1) for v in cache.values())
+    grid = next(c for c in charts(at) if len(c["data"]) == 2 * (1 + 3))
+    titles = annotations(grid)
+    assert titles[0].startswith("filter 0: ") and titles[4].startswith("filter 1: ")
+    assert any("Seed 0 · 4 steps" in c.value for c in at.caption)
+
+    # revisiting settings already generated is instant: no click needed
+    at.selectbox(key="inside.layer").set_value(0).run()
+    assert any("Press the button" in i.value for i in at.info)
+    at.selectbox(key="inside.layer").set_value(1).run()
+    assert not any("Press the button" in i.value for i in at.info)
+    assert qp(at, "layer") == "1" and qp(at, "steps") == "4"
+
+    # regulariser switches and the seed: in the link, in the caption, in the cache key
+    at.number_input(key="inside.seed").set_value(5)
+    at.toggle(key="inside.jitter").set_value(False)
+    at.toggle(key="inside.blur").set_value(False)
+    at.toggle(key="inside.tv").set_value(True)
+    at.toggle(key="inside.scale").set_value(True)
+    at.button(key="inside.gen").click().run()
+    assert not at.exception
+    assert any("Seed 5" in c.value and "regularisers: scale, tv_weight" in c.value for c in at.caption)
+    assert qp(at, "seed") == "5" and qp(at, "tv") == "1" and qp(at, "jitter") == "0"
+    seeds = sorted(k[-1][-1] for k in at.session_state["inside.exemplar_cache"])
+    assert seeds == [0, 0, 5, 5]
+
+    # exemplars of the hypothesis test's top filters, next to their feature maps
+    at.button(key="inside.gen_top").click().run()
+    assert not at.exception
+    maps = next(c for c in charts(at) if any("feature map" in t for t in annotations(c)))
+    assert sum("exemplar" in t for t in annotations(maps)) == 3
+
+
+def test_attack_panel_single_targeted_and_batch():
+    at = page(px="2", aseed="4", idx="0")
+    assert any("30,000" in i.value for i in at.info)  # the honest note
+    assert any("up to **81 model queries**" in c.value for c in at.caption)
+    at.button(key="inside.attack_go").click().run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Result"] in ("fooled", "not fooled")
+    assert 21 <= int(metrics["Model queries"].replace(",", "")) <= 81
+    assert 1 <= int(metrics["Generations"]) <= 3
+    shown = at.session_state["inside.attack_result"]
+    res = shown["result"]
+    assert len(res["pixels"]) <= 2 and res["popsize"] == 20
+    assert np.count_nonzero(np.any(shown["original"] != res["image"], axis=-1)) <= 2
+    specs = charts(at)
+    attack = next(c for c in specs if any(s.get("type") == "circle" for s in c["layout"].get("shapes", [])))
+    assert len([s for s in attack["layout"]["shapes"] if s["type"] == "circle"]) == 2 * len(res["pixels"])
+    curve = next(c for c in specs if c["layout"].get("title", {}).get("text") == "Best candidate, per generation")
+    assert len(array(curve["data"][0]["y"])) == res["generations"] + 1
+
+    # targeted: the target class is a setting in the link, and the result tracks it
+    at.toggle(key="inside.targeted").set_value(True).run()
+    at.selectbox(key="inside.target").set_value("8")
+    at.button(key="inside.attack_go").click().run()
+    assert not at.exception
+    res = at.session_state["inside.attack_result"]["result"]
+    assert res["target"] == 8 and res["target_curve"] is not None and qp(at, "target") == "8"
+
+    # batch mode: success rate over the first 3 test digits
+    at.toggle(key="inside.targeted").set_value(False)
+    at.slider(key="inside.batch_n").set_value(3)
+    at.select_slider(key="inside.pop").set_value(10)
+    at.slider(key="inside.gens").set_value(2)
+    at.button(key="inside.batch_go").click().run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Success rate"] == "n/a" or metrics["Success rate"].endswith("%")
+    summary = at.session_state["inside.batch_result"]["summary"]
+    assert summary["attacked"] + summary["skipped"] == 3
+    assert summary["mean_queries"] <= 1 + 10 * 3
+
+
+def test_the_learners_own_mnist_cnn_is_offered():
+    import keras
+
+    from dnn2core.models import build_mnist_cnn
+
+    keras.utils.set_random_seed(0)
+    mine = build_mnist_cnn()
+    job = SimpleNamespace(done=True, models={"CNN": mine, "Dense": object()},
+                          snapshot=lambda: SimpleNamespace(label="Run 1: CNN vs dense"))
+    running = SimpleNamespace(done=False, models={}, snapshot=lambda: SimpleNamespace(label="Run 2"))
+    at = page(session={"mnist.jobs": [job, running]}, model="mnist:0")
+    assert at.selectbox(key="inside.model").value == "mnist:0"
+    assert at.selectbox(key="inside.model").options == ["Your MNIST CNN (Run 1: CNN vs dense)",
+                                                       "Small CNN trained here (MNIST)"]
+    at.button(key="inside.gen").click().run()
+    assert not at.exception
+    assert all(k[0] == "mnist:0" and k[1] == id(mine) for k in at.session_state["inside.exemplar_cache"])
+
+
+def _png(w, h, value=0):
+    buf = io.BytesIO()
+    Image.new("L", (w, h), value).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _png_claiming(w, h):
+    """A small PNG whose header claims w x h pixels: the size check must refuse it before decoding
+    (and the test need not build a 400-megapixel image)."""
+    import struct
+    import zlib
+
+    raw = bytearray(_png(8, 8))
+    ihdr = struct.pack(">II", w, h) + bytes(raw[24:29])
+    raw[16:29] = ihdr
+    raw[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xFFFFFFFF)
+    return bytes(raw)
+
+
+def test_uploads_bad_ones_get_a_message_and_a_digit_is_centred():
+    at = page(source="Upload", px="3")
+    for payload, message in ((b"not an image at all", "not an image"), (_png_claiming(20000, 20000), "megapixels"),
+                             (_png(40, 40, 255), "blank")):
+        at.file_uploader(key="inside.upload").set_value(("bad.png", payload, "image/png")).run()
+        assert not at.exception
+        assert any(message in e.value for e in at.sidebar.error), [e.value for e in at.sidebar.error]
+        assert at.slider(key="inside.px").value == 3  # settings kept
+        assert at.dataframe  # and the ranking still shows, on a dataset digit
+    img = np.full((120, 90), 255, np.uint8)
+    img[20:100, 40:50] = 0  # a dark "1" on white paper
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "PNG")
+    at.file_uploader(key="inside.upload").set_value(("one.png", buf.getvalue(), "image/png")).run()
+    assert not at.exception and not at.sidebar.error
+    assert any("centred like an MNIST digit" in c.value for c in at.sidebar.caption)
+    assert at.selectbox(key="inside.label").value in [str(d) for d in range(10)]
+
+
+def test_vgg16_is_offered_when_its_weights_are_on_disk(tmp_path, monkeypatch):
+    """Weights found => VGG16 is a choice; exemplars take any size; no classifier to attack.
+    (Random weights stand in for the 58 MB ImageNet file, which tests never download.)"""
+    from dnn2core import interpret
+
+    weights = tmp_path / "vgg16.h5"
+    weights.write_bytes(b"stand-in")
+    monkeypatch.setenv("DNN2_VGG16_WEIGHTS", str(weights))
+    monkeypatch.setattr(interpret, "load_vgg16", lambda path: _load_random_vgg16())
+    at = page(model="vgg16", size="64", topk="2")
+    assert at.selectbox(key="inside.model").value == "vgg16"
+    assert not [t for t in at.sidebar.toggle if t.key == "inside.vgg_unavailable"]
+    assert any("ImageNet weights from DNN2_VGG16_WEIGHTS" in c.value for c in at.sidebar.caption)
+    assert any("no classifier" in w.value for w in at.warning)
+    at.button(key="inside.gen").click().run()
+    assert not at.exception
+    cache = at.session_state["inside.exemplar_cache"]
+    assert len(cache) == 2 and all(v.shape == (64, 64, 3) for v in cache.values())
+    assert all(k[2] == "block1_conv2" for k in cache)
+
+
+def _load_random_vgg16():
+    import keras
+
+    return keras.applications.VGG16(include_top=False, weights=None, input_shape=(None, None, 3))
