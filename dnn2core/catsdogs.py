@@ -1,0 +1,1199 @@
+"""Cats vs dogs (Videos 3 and 4): real image folders, a checked input pipeline, the course's networks.
+
+Why this module exists: the same binary task is solved three ways (from scratch, on a frozen
+pretrained base, fine-tuned), so data, networks and the training plan must be identical for the
+page, the tests and the benchmark.
+
+- Data come from a real folder (``DNN2_DATA_DIR``, a path, an uploaded zip, or Google's
+  ``cats_and_dogs_filtered.zip`` downloaded into the Keras cache). There is no fake dataset:
+  when nothing is found, ``how_to_get_images()`` says how to get some and what each way costs.
+- Every image is opened with Pillow before TensorFlow sees it; corrupt, truncated, non-RGB,
+  huge or unsupported files are skipped and counted, so one bad JPEG never kills a run.
+- Pretrained bases are loaded once per server and only read; every learner trains a copy
+  (``copy_base``), so one learner's fine-tuning never changes another's base.
+- On CPU the frozen base's features are extracted once (``FeatureStore``) and only the small
+  head is trained on them: the course's "fast feature extraction".
+
+TensorFlow and Keras are imported inside functions only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import stat
+import threading
+import time
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from dnn2core import data as data_mod
+from dnn2core.data import Provenance
+from dnn2core.uploads import MAX_IMAGE_PIXELS, MAX_UPLOAD_BYTES, UploadError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+    import pandas
+    import tensorflow as tf
+
+    from dnn2core.training import ModelRun
+
+CLASS_NAMES = ("cat", "dog")  # label 0 = cat, 1 = dog (alphabetical, as image_dataset_from_directory)
+FILTERED_URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
+FILTERED_ZIP = "cats_and_dogs_filtered.zip"
+FILTERED_MB = 65  # size of Google's zip
+LOCAL_SUBDIRS = ("", "cats_and_dogs", "cats_and_dogs_filtered")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+DECODABLE_FORMATS = ("JPEG", "PNG", "BMP", "GIF")  # what tf.io.decode_image reads
+MIN_IMAGES_PER_CLASS = 10  # fewer than this per class cannot train and validate anything
+SUBSET_TRAIN = 2000  # the course's (and Chollet's) small training set: 1,000 cats + 1,000 dogs
+MAX_IMAGE_FILE_BYTES = 20 * 1024 * 1024
+MAX_ZIP_BYTES = MAX_UPLOAD_BYTES  # server.maxUploadSize in .streamlit/config.toml
+MAX_ZIP_MEMBERS = 30_000
+MAX_ZIP_UNCOMPRESSED = 400 * 1024 * 1024  # a zip bomb is refused before anything is written
+MAX_IN_MEMORY_BYTES = 1_500_000_000  # decoded images or features above this stream instead of being held
+IMAGE_SIZES = (64, 96, 128, 150, 180, 224)
+MIN_DEEPER_SIZE = 78  # the deeper scratch net's last conv needs at least this input
+
+SKIP_REASONS = {
+    "corrupt": "unreadable or corrupt",
+    "truncated": "truncated (incomplete file)",
+    "not_rgb": "not RGB (grayscale, CMYK, palette or with alpha)",
+    "huge": "too large (pixels or bytes)",
+    "format": "format TensorFlow cannot decode",
+}
+
+
+# =============================================================================== folders and layouts
+
+
+@dataclass(frozen=True)
+class ImageList:
+    """Image files with labels (0 cat, 1 dog), in a fixed order."""
+
+    paths: tuple[str, ...] = ()
+    labels: tuple[int, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def counts(self) -> tuple[int, int]:
+        dogs = int(sum(self.labels))
+        return len(self.labels) - dogs, dogs
+
+    def balanced(self, n: int | None) -> "ImageList":
+        """The first n/2 cats and n/2 dogs (all when n is None or larger): the same images on every run."""
+        if n is None or n >= len(self):
+            return self
+        per_class = max(1, n // 2)
+        keep, seen = [], [0, 0]
+        for p, y in zip(self.paths, self.labels):
+            if seen[y] < per_class:
+                keep.append((p, y))
+                seen[y] += 1
+        return ImageList(tuple(p for p, _ in keep), tuple(y for _, y in keep))
+
+    def without(self, drop: Iterable[str]) -> "ImageList":
+        drop = set(drop)
+        pairs = [(p, y) for p, y in zip(self.paths, self.labels) if p not in drop]
+        return ImageList(tuple(p for p, _ in pairs), tuple(y for _, y in pairs))
+
+
+@dataclass(frozen=True)
+class CatsDogsFolder:
+    """A recognised image folder: its layout and the train/validation split it implies."""
+
+    root: str
+    layout: str  # "train/validation folders" or "Kaggle file names"
+    train: ImageList
+    validation: ImageList
+    note: str = ""  # e.g. how a validation split was made
+
+    @property
+    def full_train_size(self) -> int:
+        return len(self.train)
+
+    def describe(self) -> str:
+        tc, td = self.train.counts()
+        vc, vd = self.validation.counts()
+        return (f"{len(self.train):,} training images ({tc:,} cats, {td:,} dogs) and {len(self.validation):,} "
+                f"validation images ({vc:,} cats, {vd:,} dogs), {self.layout} layout"
+                + (f"; {self.note}" if self.note else ""))
+
+
+_KAGGLE_NAME = re.compile(r"^(cat|dog)\.(\d+)\.(jpe?g|png|bmp|gif)$", re.IGNORECASE)
+
+
+def _number_key(path: Path) -> tuple:
+    nums = re.findall(r"\d+", path.name)
+    return (int(nums[-1]) if nums else -1, path.name)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                   and not p.name.startswith(".")), key=_number_key)
+
+
+def _class_dir(parent: Path, cls: str) -> Path | None:
+    for name in (cls + "s", cls, cls.capitalize() + "s", cls.capitalize()):
+        if (parent / name).is_dir():
+            return parent / name
+    return None
+
+
+def _split_off_validation(train: dict[int, list[Path]], fraction: float = 0.2, cap: int = 2500) -> tuple[dict, dict]:
+    """Last ``fraction`` of each class (by file number, capped) for validation: deterministic."""
+    tr, va = {}, {}
+    for y, files in train.items():
+        n_val = min(cap, max(1, int(round(len(files) * fraction)))) if len(files) > 1 else 0
+        tr[y], va[y] = files[: len(files) - n_val], files[len(files) - n_val:]
+    return tr, va
+
+
+def _interleave(per_class: dict[int, list[Path]]) -> ImageList:
+    """Cat, dog, cat, dog, ...: a balanced prefix of any length (the course's shuffling advice)."""
+    cats, dogs = per_class.get(0, []), per_class.get(1, [])
+    paths, labels = [], []
+    for i in range(max(len(cats), len(dogs))):
+        for y, files in ((0, cats), (1, dogs)):
+            if i < len(files):
+                paths.append(str(files[i]))
+                labels.append(y)
+    return ImageList(tuple(paths), tuple(labels))
+
+
+def _try_split_layout(root: Path) -> CatsDogsFolder | None:
+    train_dir = root / "train"
+    if not train_dir.is_dir():
+        return None
+    train_cls = {y: _class_dir(train_dir, c) for y, c in enumerate(CLASS_NAMES)}
+    if any(d is None for d in train_cls.values()):
+        return None
+    train = {y: _images_in(d) for y, d in train_cls.items()}
+    val_dir = next((root / n for n in ("validation", "val", "valid") if (root / n).is_dir()), None)
+    note = ""
+    val: dict[int, list[Path]] = {}
+    if val_dir is not None:
+        val_cls = {y: _class_dir(val_dir, c) for y, c in enumerate(CLASS_NAMES)}
+        if all(d is not None for d in val_cls.values()):
+            val = {y: _images_in(d) for y, d in val_cls.items()}
+    if not val or not all(val.values()):
+        train, val = _split_off_validation(train)
+        note = "no validation folder: the last 20% of each class's training images validate"
+    return CatsDogsFolder(str(root), "train/validation folders", _interleave(train), _interleave(val), note)
+
+
+def _try_kaggle_layout(root: Path) -> CatsDogsFolder | None:
+    for folder in (root, root / "train"):
+        files = {0: [], 1: []}
+        for p in _images_in(folder):
+            m = _KAGGLE_NAME.match(p.name)
+            if m:
+                files[CLASS_NAMES.index(m.group(1).lower())].append(p)
+        if files[0] or files[1]:
+            train, val = _split_off_validation(files)
+            return CatsDogsFolder(str(folder), "Kaggle file names", _interleave(train), _interleave(val),
+                                  "the last 20% of each class (by file number, at most 2,500) validate")
+    return None
+
+
+LAYOUT_HELP = ("Expected either train/cats, train/dogs, validation/cats, validation/dogs folders of images "
+               "(Google's cats_and_dogs_filtered layout) or Kaggle's file names cat.0.jpg, dog.0.jpg, … in one "
+               "folder (Kaggle's dogs-vs-cats train.zip).")
+
+
+def scan_layout(root: str | Path, *, min_per_class: int = MIN_IMAGES_PER_CLASS) -> CatsDogsFolder:
+    """Recognise a cats/dogs folder (or the single folder inside it); ValueError says what is wrong."""
+    root = Path(str(root)).expanduser()
+    if not str(root).strip() or not root.exists():
+        raise ValueError(f"There is no folder at {root} on the server.")
+    if not root.is_dir():
+        raise ValueError(f"{root} is a file, not a folder.")
+    candidates = [root]
+    try:
+        subdirs = [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith((".", "__"))]
+    except PermissionError:
+        raise ValueError(f"The server may not read {root}.") from None
+    candidates += [p for p in subdirs if p.name not in ("train", "validation", "val", "valid", "test")]
+    for folder in candidates:
+        found = _try_split_layout(folder) or _try_kaggle_layout(folder)
+        if found is not None:
+            tc, td = found.train.counts()
+            vc, vd = found.validation.counts()
+            if min(tc, td) < min_per_class or min(vc, vd) < 1:
+                raise ValueError(
+                    f"{folder} has too few images: {tc} cats and {td} dogs to train on, {vc} and {vd} to "
+                    f"validate. At least {min_per_class} per class are needed to train, and some of each to validate.")
+            return found
+    raise ValueError(f"No cats/dogs images found in {root}. {LAYOUT_HELP}")
+
+
+def find_local_folder() -> CatsDogsFolder | None:
+    """The first cats/dogs folder in DNN2_DATA_DIR (or its cats_and_dogs[_filtered] subfolders),
+    then in the Keras cache (where the download lands)."""
+    cache = data_mod.keras_cache_dir()
+    roots = [data_mod.data_dir() / sub if sub else data_mod.data_dir() for sub in LOCAL_SUBDIRS]
+    roots += [cache / "cats_and_dogs_filtered", cache / "cats_and_dogs_filtered_extracted" / "cats_and_dogs_filtered"]
+    for root in roots:
+        if not root.is_dir():
+            continue
+        found = _try_split_layout(root) or _try_kaggle_layout(root)
+        if found is not None and min(found.train.counts()) >= MIN_IMAGES_PER_CLASS:
+            return found
+    return None
+
+
+def provenance_for(folder: CatsDogsFolder, source: str) -> Provenance:
+    """Where the images came from; a set smaller than the course's 2,000 is labelled a sample."""
+    complete = len(folder.train) >= SUBSET_TRAIN
+    how = "" if complete else how_to_get_images_short()
+    return Provenance("Cats vs dogs", source, complete, folder.describe(), how_to_get_full=how, location=folder.root)
+
+
+def how_to_get_images_short() -> str:
+    return (f"For the course's 2,000 training images, download Google's {FILTERED_ZIP} (about {FILTERED_MB} MB) "
+            f"or put the images in {data_mod.data_dir()}/cats_and_dogs/.")
+
+
+def how_to_get_images() -> list[tuple[str, str]]:
+    """Each way to get real images and what it costs (shown when no images are available)."""
+    return [
+        ("Download Google's cats_and_dogs_filtered.zip",
+         f"About {FILTERED_MB} MB from {FILTERED_URL}: 2,000 training and 1,000 validation JPEGs, the set the "
+         "course's figures use. Needs internet on the server; saved once into the Keras cache "
+         f"({data_mod.keras_cache_dir()}) for every learner."),
+        ("A folder on the server",
+         f"Free and instant if the images are already there: put them in {data_mod.data_dir()}/cats_and_dogs/ "
+         "(or set DNN2_DATA_DIR) or type the folder's path. Kaggle's full dogs-vs-cats train.zip (about 540 MB, "
+         "25,000 images, a free Kaggle account) unpacked in such a folder enables the full-set toggle."),
+        ("Upload a zip",
+         f"At most {MAX_ZIP_BYTES // (1024 * 1024)} MB (the server's upload limit), i.e. a few hundred small JPEGs; "
+         "kept for this session only. Layout: train/cats, train/dogs, validation/cats, validation/dogs, or Kaggle's "
+         f"cat.N.jpg / dog.N.jpg names; at least {MIN_IMAGES_PER_CLASS} images per class."),
+    ]
+
+
+# =============================================================================== zip upload and download
+
+
+def _check_member(info: zipfile.ZipInfo) -> str | None:
+    """Why a zip member may not be extracted (zip-slip, links), or None."""
+    name = info.filename.replace("\\", "/")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return f"{info.filename!r} is an absolute path"
+    if ".." in PurePosixPath(name).parts:
+        return f"{info.filename!r} points outside the archive (../)"
+    mode = (info.external_attr >> 16) & 0o170000
+    if mode == stat.S_IFLNK:
+        return f"{info.filename!r} is a symbolic link"
+    return None
+
+
+def extract_zip(source: bytes | str | Path, dest: str | Path, *, max_bytes: int = MAX_ZIP_BYTES,
+                max_members: int = MAX_ZIP_MEMBERS, max_uncompressed: int = MAX_ZIP_UNCOMPRESSED,
+                min_per_class: int = MIN_IMAGES_PER_CLASS) -> CatsDogsFolder:
+    """Check a zip of images, extract it into ``dest`` and recognise its layout.
+
+    Refused with an ``UploadError`` before anything is written: not a zip, too big, a zip bomb,
+    any member outside the archive (zip-slip: ``../`` or an absolute path) or a link. After
+    extraction: the wrong layout or too few images.
+    """
+    import io
+
+    if isinstance(source, (bytes, bytearray)):
+        if len(source) == 0:
+            raise UploadError("The zip file is empty.")
+        if len(source) > max_bytes:
+            raise UploadError(f"The zip is larger than {max_bytes // (1024 * 1024)} MB, the server's upload limit. "
+                              "Put a larger set in a folder on the server instead.")
+        handle: Any = io.BytesIO(source)
+    else:
+        handle = str(source)
+    try:
+        zf = zipfile.ZipFile(handle)
+    except (zipfile.BadZipFile, OSError):
+        raise UploadError("This file is not a zip archive we can read.") from None
+    with zf:
+        infos = zf.infolist()
+        if not infos:
+            raise UploadError("The zip archive is empty.")
+        if len(infos) > max_members:
+            raise UploadError(f"The zip holds {len(infos):,} entries; at most {max_members:,} are accepted.")
+        for info in infos:
+            why = _check_member(info)
+            if why is not None:
+                raise UploadError(f"Refused: {why}. A zip may only contain files inside its own folders.")
+        total = sum(i.file_size for i in infos)
+        if total > max_uncompressed:
+            raise UploadError(f"The zip unpacks to {total / 1e6:,.0f} MB; at most {max_uncompressed / 1e6:,.0f} MB "
+                              "are accepted.")
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        root = dest.resolve()
+        for info in infos:
+            if info.is_dir():
+                continue
+            name = info.filename.replace("\\", "/")
+            if name.startswith("__MACOSX/") or PurePosixPath(name).name.startswith("._"):
+                continue  # macOS resource forks, not images
+            target = (root / name).resolve()
+            if root not in target.parents:  # belt and braces after the name check
+                raise UploadError(f"Refused: {info.filename!r} points outside the archive.")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out)
+    try:
+        return scan_layout(root, min_per_class=min_per_class)
+    except ValueError as exc:
+        raise UploadError(str(exc).replace(str(root), "the zip")) from None
+
+
+def download_filtered(timeout: float | None = None) -> CatsDogsFolder | None:
+    """Google's cats_and_dogs_filtered.zip into the Keras cache (once); None when offline or failing."""
+    cache = data_mod.keras_cache_dir()
+    target = cache / "cats_and_dogs_filtered"
+    if target.is_dir():
+        try:
+            return scan_layout(target)
+        except ValueError:
+            shutil.rmtree(target, ignore_errors=True)
+    zpath = cache / FILTERED_ZIP
+    if not zpath.is_file():
+        if data_mod.download(FILTERED_URL, zpath, timeout=timeout) is None:
+            return None
+    try:
+        return extract_zip(zpath, cache, max_bytes=10**9, max_uncompressed=10**9)
+    except UploadError:
+        zpath.unlink(missing_ok=True)  # a damaged download: try again next time
+        return None
+
+
+# =============================================================================== image checks
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    """Which images are usable, and why the others were skipped (counts per reason)."""
+
+    kept: ImageList
+    skipped: dict[str, tuple[str, ...]] = field(default_factory=dict)  # reason -> paths
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(len(v) for v in self.skipped.values())
+
+    def summary(self) -> str:
+        if not self.n_skipped:
+            return f"All {len(self.kept):,} images are usable."
+        parts = [f"{len(v):,} {SKIP_REASONS[k]}" for k, v in self.skipped.items() if v]
+        return f"Skipped {self.n_skipped:,} image(s): " + "; ".join(parts) + f". Using {len(self.kept):,}."
+
+
+def check_image(path: str, *, max_pixels: int = MAX_IMAGE_PIXELS, max_bytes: int = MAX_IMAGE_FILE_BYTES) -> str | None:
+    """The reason an image file must be skipped, or None. Decodes fully, as the uploads module does."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if os.path.getsize(path) > max_bytes:
+            return "huge"
+    except OSError:
+        return "corrupt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as im:
+                if im.format not in DECODABLE_FORMATS:
+                    return "format"
+                w, h = im.size
+                if w * h > max_pixels or w < 1 or h < 1:
+                    return "huge"
+                if im.mode != "RGB":
+                    return "not_rgb"
+                if im.format == "JPEG":
+                    im.draft("RGB", (max(1, w // 8), max(1, h // 8)))  # decode at 1/8 scale: same data read, faster
+                im.load()
+        except Image.DecompressionBombError:
+            return "huge"
+        except UnidentifiedImageError:
+            return "corrupt"
+        except OSError as exc:
+            return "truncated" if "truncated" in str(exc).lower() else "corrupt"
+        except (SyntaxError, ValueError):
+            return "corrupt"
+    return None
+
+
+def scan_images(images: ImageList, **limits) -> ScanReport:
+    """Check every image before a dataset is built, so bad files are counted instead of crashing fit."""
+    skipped: dict[str, list[str]] = {}
+    for p in images.paths:
+        why = check_image(p, **limits)
+        if why is not None:
+            skipped.setdefault(why, []).append(p)
+    bad = [p for v in skipped.values() for p in v]
+    return ScanReport(images.without(bad), {k: tuple(v) for k, v in skipped.items()})
+
+
+# =============================================================================== the input pipeline
+
+
+def _decode_fn(image_size: int):
+    import tensorflow as tf
+
+    def decode(path, label):
+        raw = tf.io.read_file(path)
+        img = tf.io.decode_image(raw, channels=3, expand_animations=False)
+        img = tf.image.resize(img, (image_size, image_size))  # bilinear, as image_dataset_from_directory
+        img = tf.cast(tf.clip_by_value(tf.round(img), 0.0, 255.0), tf.uint8)  # uint8: a quarter of the memory
+        img.set_shape((image_size, image_size, 3))
+        return img, label
+
+    return decode
+
+
+def make_dataset(images: ImageList, image_size: int, *, batch_size: int = 32, shuffle: bool = False, seed: int = 0,
+                 cache: bool = True) -> "tf.data.Dataset":
+    """tf.data pipeline over checked files: parallel decode + resize, cache (uint8), shuffle, batch, prefetch.
+
+    Yields (float32 images in 0..255, float32 labels); the models rescale or preprocess themselves."""
+    import tensorflow as tf
+
+    if len(images) == 0:
+        raise ValueError("No images to load.")
+    ds = tf.data.Dataset.from_tensor_slices((list(images.paths), np.asarray(images.labels, dtype=np.float32)))
+    ds = ds.map(_decode_fn(int(image_size)), num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(int(batch_size)).map(lambda x, y: (tf.cast(x, tf.float32), y))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def load_arrays(images: ImageList, image_size: int, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Decode checked images once into uint8 arrays (n, s, s, 3) and float32 labels, via tf.data."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((list(images.paths), np.asarray(images.labels, dtype=np.float32)))
+    ds = ds.map(_decode_fn(int(image_size)), num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+    xs, ys = [], []
+    for x, y in ds.prefetch(tf.data.AUTOTUNE):
+        xs.append(x.numpy())
+        ys.append(y.numpy())
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def images_bytes(n: int, image_size: int) -> int:
+    return int(n) * int(image_size) ** 2 * 3
+
+
+@dataclass
+class Prepared:
+    """Checked, decoded images for one (folder, size, train size, validation size) choice."""
+
+    image_size: int
+    train: ImageList
+    validation: ImageList
+    report: ScanReport
+    x_train: np.ndarray | None  # None when the training set is too big to hold: it streams
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    seconds: float
+
+    @property
+    def in_memory(self) -> bool:
+        return self.x_train is not None
+
+    def train_inputs(self, batch_size: int, seed: int) -> dict:
+        """fit() keyword arguments for the training images (arrays, or a streaming tf.data pipeline)."""
+        if self.x_train is not None:
+            return dict(x=self.x_train, y=self.y_train, batch_size=int(batch_size), shuffle=True)
+        return dict(x=make_dataset(self.train, self.image_size, batch_size=batch_size, shuffle=True, seed=seed,
+                                   cache=False))
+
+
+def prepare(folder: CatsDogsFolder, image_size: int, n_train: int | None = SUBSET_TRAIN,
+            n_val: int | None = None) -> Prepared:
+    """Pick balanced train/validation images, skip bad ones (counted), decode them once."""
+    if int(image_size) < 32:
+        raise ValueError("Images must be at least 32 pixels wide (VGG16's five poolings).")
+    t0 = time.perf_counter()
+    train, val = folder.train.balanced(n_train), folder.validation.balanced(n_val)
+    r_train, r_val = scan_images(train), scan_images(val)
+    report = ScanReport(ImageList(r_train.kept.paths + r_val.kept.paths, r_train.kept.labels + r_val.kept.labels),
+                        {k: r_train.skipped.get(k, ()) + r_val.skipped.get(k, ())
+                         for k in set(r_train.skipped) | set(r_val.skipped)})
+    train, val = r_train.kept, r_val.kept
+    for name, part in (("training", train), ("validation", val)):
+        cats, dogs = part.counts()
+        if min(cats, dogs) < 1:
+            raise ValueError(f"After skipping unusable images, the {name} set has {cats} cats and {dogs} dogs: "
+                             f"both classes are needed. {report.summary()}")
+    x_val, y_val = load_arrays(val, image_size)
+    if images_bytes(len(train), image_size) <= MAX_IN_MEMORY_BYTES:
+        x_train, y_train = load_arrays(train, image_size)
+    else:
+        x_train, y_train = None, np.asarray(train.labels, dtype=np.float32)
+    return Prepared(int(image_size), train, val, report, x_train, y_train, x_val, y_val, time.perf_counter() - t0)
+
+
+# =============================================================================== networks
+
+
+def _compile(model: "keras.Model", learning_rate: float | None = None) -> "keras.Model":
+    import keras
+
+    opt = keras.optimizers.RMSprop() if learning_rate is None else keras.optimizers.RMSprop(learning_rate=learning_rate)
+    model.compile(optimizer=opt, loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def augmentation_layers(seed: int | None = None) -> "keras.Sequential":
+    """Random flips, rotations and zooms (Chollet's recipe): active only while training."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential([layers.RandomFlip("horizontal", seed=seed), layers.RandomRotation(0.1, seed=seed),
+                             layers.RandomZoom(0.2, seed=seed)], name="augmentation")
+
+
+def build_catsdogs_scratch(input_shape: Sequence[int] = (150, 150, 3), deeper: bool = False, augmentation: bool = False,
+                           dropout: float = 0.0, learning_rate: float | None = None) -> "keras.Model":
+    """The course's from-scratch network (Conv2D 32/64/128) or its deeper variant (up to 512, four poolings).
+
+    Augmentation and dropout are the two tricks the course names next; both off reproduces the text."""
+    import keras
+    from keras import layers
+
+    input_shape = tuple(int(d) for d in input_shape)
+    if deeper and min(input_shape[:2]) < MIN_DEEPER_SIZE:
+        raise ValueError(f"The deeper network needs images of at least {MIN_DEEPER_SIZE} pixels (four poolings and "
+                         f"five 3x3 convolutions); got {input_shape[0]}.")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"Dropout must be between 0 and 1 (exclusive), got {dropout}.")
+    stack: list = [keras.Input(shape=input_shape)]
+    if augmentation:
+        stack.append(augmentation_layers())
+    stack.append(layers.Rescaling(1.0 / 255))
+    filters = (32, 64, 128, 256, 512) if deeper else (32, 64, 128)
+    for i, f in enumerate(filters):
+        stack.append(layers.Conv2D(filters=f, kernel_size=3, activation="relu"))
+        if i < len(filters) - 1:
+            stack.append(layers.MaxPooling2D(pool_size=2))
+    stack.append(layers.Flatten())
+    if dropout:
+        stack.append(layers.Dropout(float(dropout)))
+    stack.append(layers.Dense(1, activation="sigmoid"))
+    model = keras.Sequential(stack, name="scratch_deeper" if deeper else "scratch")
+    return _compile(model, learning_rate)
+
+
+@dataclass(frozen=True)
+class BaseSpec:
+    """A pretrained convolutional base the page offers (VGG16 always; MobileNetV2 as a lighter extra)."""
+
+    arch: str
+    label: str
+    weights_file: str  # Keras' own cache name under ~/.keras/models
+    url: str
+    pooling: str  # how the head reads the base's output: "flatten" (the course) or "average"
+    env: str  # environment variable naming a weights file
+
+
+BASES = {
+    "vgg16": BaseSpec("vgg16", "VGG16", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                      "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
+                      "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", "flatten", "DNN2_VGG16_WEIGHTS"),
+    "mobilenet_v2": BaseSpec("mobilenet_v2", "MobileNetV2", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+                             "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
+                             "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5", "average",
+                             "DNN2_MOBILENET_WEIGHTS"),
+}
+
+
+def _spec(arch: str) -> BaseSpec:
+    if arch not in BASES:
+        raise ValueError(f"Unknown base {arch!r}; choose one of {list(BASES)}.")
+    return BASES[arch]
+
+
+def _application(arch: str):
+    import keras
+
+    return keras.applications.vgg16.VGG16 if arch == "vgg16" else keras.applications.mobilenet_v2.MobileNetV2
+
+
+def preprocess(arch: str, x):
+    """The base's own input convention, as ops inside the model (VGG16: RGB->BGR minus ImageNet means)."""
+    import keras
+
+    if arch == "vgg16":
+        return keras.applications.vgg16.preprocess_input(x)
+    return keras.applications.mobilenet_v2.preprocess_input(x)
+
+
+def build_base(arch: str = "vgg16", weights: str | None = None, input_shape: Sequence[int] | None = None,
+               include_top: bool = False) -> "keras.Model":
+    """The plain Keras application (no head). ``input_shape=None`` keeps the image size open so one
+    shared base serves every size."""
+    kwargs: dict = dict(weights=weights, include_top=include_top)
+    if include_top:
+        kwargs["input_shape"] = tuple(input_shape) if input_shape else None
+    else:
+        kwargs["input_shape"] = tuple(input_shape) if input_shape else (None, None, 3)
+    return _application(arch)(**kwargs)
+
+
+def _head(x, pooling: str):
+    from keras import layers
+
+    x = layers.Flatten()(x) if pooling == "flatten" else layers.GlobalAveragePooling2D()(x)
+    return layers.Dense(1, activation="sigmoid", name="cat_or_dog")(x)
+
+
+def build_transfer(arch: str = "vgg16", weights: str | None = "imagenet", input_shape: Sequence[int] = (224, 224, 3),
+                   augmentation: bool = False, base: "keras.Model | None" = None,
+                   learning_rate: float | None = None) -> "keras.Model":
+    """Input -> [augmentation] -> preprocess_input -> frozen base -> Flatten/pool -> Dense(1, sigmoid)."""
+    import keras
+
+    spec = _spec(arch)
+    input_shape = tuple(int(d) for d in input_shape)
+    if base is None:
+        base = build_base(arch, weights, input_shape)
+    base.trainable = False
+    inputs = keras.Input(shape=input_shape)
+    x = augmentation_layers()(inputs) if augmentation else inputs
+    x = preprocess(arch, x)
+    x = base(x, training=False)  # keeps BatchNorm (MobileNetV2) in inference mode even when fine-tuned
+    model = keras.Model(inputs, _head(x, spec.pooling), name=f"{arch}_transfer")
+    return _compile(model, learning_rate)
+
+
+def build_vgg16_transfer(weights: str | None = "imagenet", input_shape: Sequence[int] = (224, 224, 3),
+                         augmentation: bool = False, base: "keras.Model | None" = None,
+                         learning_rate: float | None = None) -> "keras.Model":
+    """The course's combined model (functional API): 14,739,777 parameters, 25,089 trainable at 224 px."""
+    return build_transfer("vgg16", weights, input_shape, augmentation, base, learning_rate)
+
+
+def base_of(model: "keras.Model") -> "keras.Model":
+    """The nested pretrained base inside a transfer model."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and layer.name != "augmentation":
+            return layer
+    raise ValueError("This model has no nested pretrained base.")
+
+
+def unfreeze_top(model: "keras.Model", n_layers: int = 4, learning_rate: float = 1e-5) -> "keras.Model":
+    """Fine-tuning: the base's last ``n_layers`` become trainable, the rest stay frozen; recompile with a
+    small learning rate (the course says so; its code passes "rmsprop", i.e. 1e-3: a slip)."""
+    if int(n_layers) < 1:
+        raise ValueError("Unfreeze at least one layer.")
+    base = base_of(model)
+    base.trainable = True
+    for layer in base.layers[: -int(n_layers)]:
+        layer.trainable = False
+    return _compile(model, learning_rate)
+
+
+def build_head(feature_shape: Sequence[int], pooling: str = "flatten", learning_rate: float | None = None) -> "keras.Model":
+    """The head alone, trained on cached features (the fast path): same Dense layer as the combined model."""
+    import keras
+
+    inputs = keras.Input(shape=tuple(int(d) for d in feature_shape))
+    return _compile(keras.Model(inputs, _head(inputs, pooling), name="head"), learning_rate)
+
+
+def copy_base(base: "keras.Model") -> "keras.Model":
+    """A private, frozen copy of a shared base: clone the architecture, copy the weights."""
+    import keras
+
+    clone = keras.models.clone_model(base)
+    clone.set_weights(base.get_weights())
+    clone.trainable = False
+    return clone
+
+
+def copy_model(model: "keras.Model") -> "keras.Model":
+    """An independent copy of a trained model (fine-tuning it leaves the original as it was)."""
+    import keras
+
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def transfer_from_head(base: "keras.Model", head: "keras.Model", arch: str, image_size: int) -> "keras.Model":
+    """The combined model with a head trained on cached features: same Dense weights, so it predicts the same."""
+    model = build_transfer(arch, input_shape=(image_size, image_size, 3), base=base)
+    model.get_layer("cat_or_dog").set_weights(head.get_layer("cat_or_dog").get_weights())
+    return model
+
+
+def feature_shape(arch: str, image_size: int) -> tuple[int, int, int]:
+    """Output shape of the base for square images (VGG16: 224 -> 7x7x512)."""
+    s = int(image_size)
+    if arch == "vgg16":
+        return (s // 32, s // 32, 512)
+    side = math.ceil(s / 2)  # MobileNetV2's first conv ("same" padding), then four stride-2 stages whose
+    for _ in range(4):  # padding, for an open input size, is fixed at (0, 1): floor halving
+        side //= 2
+    return (side, side, 1280)
+
+
+def feature_extractor(base: "keras.Model", arch: str, image_size: int) -> "keras.Model":
+    """Input -> preprocess -> base: a new wrapper each time, so the shared base is only read."""
+    import keras
+
+    inputs = keras.Input(shape=(int(image_size), int(image_size), 3))
+    return keras.Model(inputs, base(preprocess(arch, inputs), training=False), name=f"{arch}_features")
+
+
+def extract_features(base: "keras.Model", arch: str, x: np.ndarray, batch_size: int = 32,
+                     out: np.ndarray | None = None) -> np.ndarray:
+    """The frozen base's features of uint8 images, batch by batch (optionally into ``out``)."""
+    extractor = feature_extractor(base, arch, x.shape[1])
+    if out is None:
+        out = np.empty((len(x), *feature_shape(arch, x.shape[1])), dtype=np.float32)
+    for i in range(0, len(x), batch_size):
+        out[i:i + batch_size] = extractor(x[i:i + batch_size].astype(np.float32), training=False)
+    return out
+
+
+# =============================================================================== pretrained weights
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """Whether a base is pretrained, and where the weights came from (or why not)."""
+
+    arch: str
+    pretrained: bool
+    source: str  # "file", "Keras cache", "download", "random"
+    location: str = ""
+    message: str = ""
+
+    @property
+    def label(self) -> str:
+        name = _spec(self.arch).label
+        return f"{name} (ImageNet weights)" if self.pretrained else f"{name} (RANDOM weights, not pretrained)"
+
+
+def keras_models_dir() -> Path:
+    """Where Keras keeps application weights (``KERAS_HOME``/models, default ~/.keras/models)."""
+    return Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser() / "models"
+
+
+def weights_setting(arch: str = "vgg16", typed: str | None = None) -> str:
+    """What to load: a typed path, else the arch's environment variable, else "imagenet"."""
+    typed = (typed or "").strip()
+    return typed or os.environ.get(_spec(arch).env, "").strip() or "imagenet"
+
+
+def how_to_get_weights(arch: str = "vgg16") -> str:
+    spec = _spec(arch)
+    return (f"Copy {spec.weights_file} (from {spec.url}) into {keras_models_dir()}, or set {spec.env} "
+            "(or the path field) to the file's location.")
+
+
+def load_base(arch: str = "vgg16", weights: str | None = "imagenet", *, download_timeout: float | None = None
+              ) -> tuple["keras.Model", WeightsInfo]:
+    """A shared, frozen base with open image size, and where its weights came from.
+
+    Never waits on Keras' own unbounded download: the weights file is fetched (short timeout) into
+    Keras' cache first, then loaded by path. When they cannot be had, the base has random weights
+    and ``WeightsInfo`` says so."""
+    spec = _spec(arch)
+
+    def build(w, pretrained, source, location="", message=""):
+        base = build_base(arch, w)
+        base.trainable = False
+        return base, WeightsInfo(arch, pretrained, source, location, message)
+
+    if weights in (None, "", "random"):
+        return build(None, False, "random", message="Random weights, as asked.")
+    if weights != "imagenet":
+        p = Path(str(weights)).expanduser()
+        if not p.is_file():
+            return build(None, False, "random", message=f"No weights file at {p}. " + how_to_get_weights(arch))
+        try:
+            return build(str(p), True, "file", str(p))
+        except Exception as exc:  # a wrong or damaged file
+            return build(None, False, "random", message=f"{p} could not be loaded as {spec.label} weights ({exc}). "
+                         + how_to_get_weights(arch))
+    cached = keras_models_dir() / spec.weights_file
+    source = "Keras cache"
+    if not cached.is_file():
+        if data_mod.download(spec.url, cached, timeout=download_timeout) is None:
+            why = "downloads are off (DNN2_OFFLINE)" if data_mod.offline() else "the download failed (no internet?)"
+            return build(None, False, "random", message=f"The ImageNet weights are not on this server and {why}. "
+                         + how_to_get_weights(arch))
+        source = "download"
+    try:
+        return build(str(cached), True, source, str(cached))
+    except Exception as exc:
+        return build(None, False, "random", message=f"{cached} could not be loaded ({exc}). " + how_to_get_weights(arch))
+
+
+# =============================================================================== features cache and training plan
+
+
+class FeatureStore:
+    """Frozen-base features of one image set, computed once (by the first job that needs them) and
+    then shared read-only. The arrays exist from the start (``np.empty`` costs no memory until
+    written), so a training job can be planned before extraction has run."""
+
+    def __init__(self, arch: str, image_size: int, n_train: int, n_val: int) -> None:
+        shape = feature_shape(arch, image_size)
+        self.arch, self.image_size = arch, int(image_size)
+        self.x_train = np.empty((n_train, *shape), dtype=np.float32)
+        self.x_val = np.empty((n_val, *shape), dtype=np.float32)
+        self.ready = False
+        self.seconds: float | None = None  # extraction time, train + validation
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def nbytes(arch: str, image_size: int, n: int) -> int:
+        return int(np.prod(feature_shape(arch, image_size))) * 4 * int(n)
+
+    def fill(self, base: "keras.Model", x_train: np.ndarray, x_val: np.ndarray, batch_size: int = 32,
+             should_stop: Callable[[], bool] | None = None) -> bool:
+        """Extract once; True if this call did the work (False: already there).
+
+        ``should_stop`` is asked between batches, so a Stop click (or a spent budget) ends a long
+        extraction within one batch; the store then stays empty for the next job."""
+        with self._lock:
+            if self.ready:
+                return False
+            t0 = time.perf_counter()
+            for x, out in ((x_train, self.x_train), (x_val, self.x_val)):
+                extractor = feature_extractor(base, self.arch, x.shape[1])
+                for i in range(0, len(x), batch_size):
+                    if should_stop is not None and should_stop():
+                        raise ExtractionStopped("Stopped during feature extraction; nothing was cached.")
+                    out[i:i + batch_size] = extractor(x[i:i + batch_size].astype(np.float32), training=False)
+            self.seconds = time.perf_counter() - t0
+            self.ready = True
+            return True
+
+
+class ExtractionStopped(RuntimeError):
+    """Feature extraction was cut short by a stop request or a spent budget."""
+
+
+def job_should_stop(job: Any) -> bool:
+    """Whether a TrainingJob has been asked to stop (Stop click, budget, abandoned tab).
+
+    Stopgap: reads the job's own budget check until TrainingJob offers this publicly."""
+    return job is not None and job._check_budget() is not None
+
+
+APPROACHES = ("From scratch", "VGG16 frozen", "VGG16 fine-tuned", "MobileNetV2 frozen")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything the page chose for one training job (also the label of the run)."""
+
+    approaches: tuple[str, ...] = ("From scratch", "VGG16 frozen")
+    image_size: int = 150
+    epochs: int = 5
+    finetune_epochs: int = 2
+    batch_size: int = 32
+    deeper: bool = False
+    scratch_augmentation: bool = False
+    dropout: float = 0.0
+    fast_path: bool = True  # frozen bases: train the head on cached features
+    frozen_augmentation: bool = False  # needs the full model (features would be fixed)
+    finetune_learning_rate: float = 1e-5
+    seed: int = 0
+
+
+@dataclass
+class CatsDogsPlan:
+    runs: list  # list[ModelRun]
+    predictors: dict[str, Callable[[np.ndarray], np.ndarray]]  # run name -> uint8 images -> P(dog)
+    notes: list[str]
+    stores: dict[str, FeatureStore]
+    kinds: dict[str, str]  # run name -> "scratch" | "frozen (cached features)" | "frozen (full model)" | "fine-tuned"
+
+
+def run_name(approach: str, spec: RunSpec, info: WeightsInfo | None) -> str:
+    name = approach
+    if approach == "From scratch" and spec.deeper:
+        name = "From scratch (deeper)"
+    if info is not None and not info.pretrained:
+        name += " (random weights)"
+    return name
+
+
+def make_plan(spec: RunSpec, prepared: Prepared, bases: dict[str, tuple["keras.Model", WeightsInfo]],
+              stores: dict[str, FeatureStore] | None = None,
+              should_stop: Callable[[], bool] | None = None) -> CatsDogsPlan:
+    """The ModelRuns for the chosen approaches, in the order the course tells them.
+
+    ``bases`` maps "vgg16"/"mobilenet_v2" to the shared (read-only) base and its weights info;
+    ``stores`` maps arch to the server's FeatureStore for this image set (the fast path);
+    ``should_stop`` lets a long feature extraction end early (see ``job_should_stop``)."""
+    from dnn2core.training import ModelRun
+
+    approaches = [a for a in APPROACHES if a in spec.approaches]
+    if not approaches:
+        raise ValueError("Choose at least one approach.")
+    notes: list[str] = []
+    if "VGG16 fine-tuned" in approaches and "VGG16 frozen" not in approaches:
+        approaches.insert(approaches.index("VGG16 fine-tuned"), "VGG16 frozen")
+        notes.append("Fine-tuning starts from a trained frozen-base model, so 'VGG16 frozen' trains first.")
+    size = prepared.image_size
+    shape = (size, size, 3)
+    fast = spec.fast_path and not spec.frozen_augmentation
+    if spec.fast_path and spec.frozen_augmentation:
+        notes.append("Augmentation changes every image on every epoch, so cached features cannot be used: the frozen "
+                     "base runs inside the model (slower on CPU).")
+    if fast and not prepared.in_memory:
+        fast = False
+        notes.append("The training set is too large to hold its features in memory: the frozen base runs inside the model.")
+    stores = dict(stores or {})
+    train_kwargs = prepared.train_inputs(spec.batch_size, spec.seed)
+    val = (prepared.x_val, prepared.y_val)
+    runs, predictors, kinds = [], {}, {}
+    trained: dict[str, Any] = {}  # run name -> the model object the job trains in place
+
+    def keep(name, model):
+        trained[name] = model
+        return model
+
+    for approach in approaches:
+        if approach == "From scratch":
+            name = run_name(approach, spec, None)
+
+            def build_scratch(name=name):
+                return keep(name, build_catsdogs_scratch(shape, spec.deeper, spec.scratch_augmentation, spec.dropout))
+
+            runs.append(ModelRun(name, build_scratch, dict(train_kwargs, epochs=spec.epochs, validation_data=val)))
+            predictors[name] = (lambda x, name=name: trained[name].predict(x.astype(np.float32), verbose=0).ravel())
+            kinds[name] = "scratch"
+            continue
+        arch = "vgg16" if approach.startswith("VGG16") else "mobilenet_v2"
+        if arch not in bases:
+            raise ValueError(f"{approach} needs the {BASES[arch].label} base.")
+        shared, info = bases[arch]
+        frozen_name = run_name(f"{BASES[arch].label} frozen", spec, info)
+        if approach.endswith("frozen"):
+            name = frozen_name
+            if fast:
+                store = stores.get(arch)
+                if store is None or store.x_train.shape[0] != len(prepared.y_train) or store.image_size != size:
+                    store = FeatureStore(arch, size, len(prepared.y_train), len(prepared.y_val))
+                    stores[arch] = store
+
+                def build_head_run(name=name, store=store):
+                    store.fill(shared, prepared.x_train, prepared.x_val, should_stop=should_stop)
+                    return keep(name, build_head(store.x_train.shape[1:], BASES[store.arch].pooling))
+
+                runs.append(ModelRun(name, build_head_run,
+                                     dict(x=store.x_train, y=prepared.y_train, batch_size=spec.batch_size, shuffle=True,
+                                          epochs=spec.epochs, validation_data=(store.x_val, prepared.y_val))))
+
+                def predict_head(x, name=name, arch=arch):
+                    return trained[name].predict(extract_features(shared, arch, x), verbose=0).ravel()
+
+                predictors[name] = predict_head
+                kinds[name] = "frozen (cached features)"
+            else:
+                def build_full(name=name, arch=arch):
+                    return keep(name, build_transfer(arch, input_shape=shape, augmentation=spec.frozen_augmentation,
+                                                     base=copy_base(shared)))
+
+                runs.append(ModelRun(name, build_full, dict(train_kwargs, epochs=spec.epochs, validation_data=val)))
+                predictors[name] = (lambda x, name=name: trained[name].predict(x.astype(np.float32), verbose=0).ravel())
+                kinds[name] = "frozen (full model)"
+        else:  # fine-tuned
+            name = run_name(approach, spec, info)
+
+            def build_finetune(name=name, frozen_name=frozen_name, arch=arch):
+                frozen = trained.get(frozen_name)
+                if frozen is None:
+                    raise ValueError("Fine-tuning needs the frozen-base model, which did not train.")
+                if frozen.name == "head":  # fast path: put the trained head on a private copy of the base
+                    model = transfer_from_head(copy_base(shared), frozen, arch, size)
+                else:  # a copy, so the frozen model stays as it was for comparison
+                    model = copy_model(frozen)
+                return keep(name, unfreeze_top(model, 4, spec.finetune_learning_rate))
+
+            runs.append(ModelRun(name, build_finetune,
+                                 dict(train_kwargs, epochs=spec.finetune_epochs, validation_data=val)))
+            predictors[name] = (lambda x, name=name: trained[name].predict(x.astype(np.float32), verbose=0).ravel())
+            kinds[name] = "fine-tuned"
+    return CatsDogsPlan(runs, predictors, notes, stores, kinds)
+
+
+def resize_photo(image: np.ndarray, image_size: int) -> np.ndarray:
+    """A learner's photo as the models see it: RGB, resized like the training images (uint8)."""
+    import tensorflow as tf
+
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    out = tf.image.resize(img[..., :3].astype(np.float32), (int(image_size), int(image_size)))
+    return np.clip(np.round(out.numpy()), 0, 255).astype(np.uint8)
+
+
+def results_frame(history: "pandas.DataFrame", kinds: dict[str, str] | None = None,
+                  epoch_seconds: dict[str, list[float]] | None = None, extraction_seconds: float | None = None
+                  ) -> "pandas.DataFrame":
+    """One row per trained model: final and best validation accuracy, epochs, time per epoch and in all."""
+    import pandas as pd
+
+    rows = []
+    for model in dict.fromkeys(history["model"]) if len(history) else []:
+        h = history[history["model"] == model]
+        val = h[h["metric"] == "val_accuracy"].sort_values("epoch")["value"]
+        train = h[h["metric"] == "accuracy"].sort_values("epoch")["value"]
+        secs = (epoch_seconds or {}).get(model) or []
+        kind = (kinds or {}).get(model, "")
+        row = {"model": model, "how": kind,
+               "final val accuracy": float(val.iloc[-1]) if len(val) else float("nan"),
+               "best val accuracy": float(val.max()) if len(val) else float("nan"),
+               "final train accuracy": float(train.iloc[-1]) if len(train) else float("nan"),
+               "epochs": int(len(val)),
+               "s/epoch": float(np.mean(secs)) if secs else float("nan"),
+               "training s": float(np.sum(secs)) if secs else float("nan")}
+        if kind == "frozen (cached features)" and extraction_seconds is not None:
+            row["feature extraction s"] = float(extraction_seconds)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# =============================================================================== Keras code
+
+
+def catsdogs_code(spec: RunSpec, folder_hint: str = "cats_and_dogs_filtered") -> str:
+    """The notebook version of the page's current settings (Videos 3 and 4)."""
+    s = spec.image_size
+    lines = [
+        "import keras", "from keras import layers", "",
+        f"train_dataset = keras.utils.image_dataset_from_directory(\"{folder_hint}/train\",",
+        f"    image_size=({s}, {s}), batch_size={spec.batch_size}, label_mode=\"binary\")",
+        f"validation_dataset = keras.utils.image_dataset_from_directory(\"{folder_hint}/validation\",",
+        f"    image_size=({s}, {s}), batch_size={spec.batch_size}, label_mode=\"binary\")",
+        "train_dataset = train_dataset.cache().prefetch(2)",
+        "validation_dataset = validation_dataset.cache().prefetch(2)", ""]
+    aug = ["augmentation = keras.Sequential([layers.RandomFlip(\"horizontal\"),",
+           "    layers.RandomRotation(0.1), layers.RandomZoom(0.2)])", ""]
+    if spec.scratch_augmentation or spec.frozen_augmentation:
+        lines += aug
+    if "From scratch" in spec.approaches:
+        filters = (32, 64, 128, 256, 512) if spec.deeper else (32, 64, 128)
+        lines += ["model = keras.Sequential([", f"    keras.Input(shape=({s}, {s}, 3)),"]
+        if spec.scratch_augmentation:
+            lines.append("    augmentation,")
+        lines.append("    layers.Rescaling(1./255),")
+        for i, f in enumerate(filters):
+            lines.append(f"    layers.Conv2D(filters={f}, kernel_size=3, activation=\"relu\"),")
+            if i < len(filters) - 1:
+                lines.append("    layers.MaxPooling2D(pool_size=2),")
+        lines.append("    layers.Flatten(),")
+        if spec.dropout:
+            lines.append(f"    layers.Dropout({spec.dropout:g}),")
+        lines += ["    layers.Dense(1, activation=\"sigmoid\")", "])",
+                  "model.compile(loss=\"binary_crossentropy\", optimizer=\"rmsprop\", metrics=[\"accuracy\"])",
+                  f"history = model.fit(train_dataset, epochs={spec.epochs}, validation_data=validation_dataset)", ""]
+    if any(a.startswith("VGG16") for a in spec.approaches):
+        lines += ["conv_base = keras.applications.vgg16.VGG16(", "    weights=\"imagenet\",", "    include_top=False,",
+                  f"    input_shape=({s}, {s}, 3))", "conv_base.trainable = False", ""]
+        fast = spec.fast_path and not spec.frozen_augmentation
+        if fast:
+            lines += ["# Fast path: run the frozen base once, then train the head on the stored features.",
+                      "import numpy as np", "def get_features_and_labels(dataset):",
+                      "    features, labels = [], []", "    for images, batch_labels in dataset:",
+                      "        x = keras.applications.vgg16.preprocess_input(images)",
+                      "        features.append(conv_base.predict(x, verbose=0))",
+                      "        labels.append(batch_labels.numpy())",
+                      "    return np.concatenate(features), np.concatenate(labels)",
+                      "train_features, train_labels = get_features_and_labels(train_dataset)",
+                      "val_features, val_labels = get_features_and_labels(validation_dataset)",
+                      f"head_inputs = keras.Input(shape=({s // 32}, {s // 32}, 512))",
+                      "head_outputs = layers.Dense(1, activation=\"sigmoid\")(layers.Flatten()(head_inputs))",
+                      "head = keras.Model(head_inputs, head_outputs)",
+                      "head.compile(loss=\"binary_crossentropy\", optimizer=\"rmsprop\", metrics=[\"accuracy\"])",
+                      f"head.fit(train_features, train_labels, epochs={spec.epochs},",
+                      "         validation_data=(val_features, val_labels))", "",
+                      "# The same network end to end (the course's code), with the trained head's weights:"]
+        lines += [f"inputs = keras.Input(shape=({s}, {s}, 3))"]
+        lines += ["x = augmentation(inputs)", "x = keras.applications.vgg16.preprocess_input(x)"] \
+            if spec.frozen_augmentation else ["x = keras.applications.vgg16.preprocess_input(inputs)"]
+        lines += ["x = conv_base(x)", "x = layers.Flatten()(x)", "outputs = layers.Dense(1, activation=\"sigmoid\")(x)",
+                  "model_with_vgg16_bottom = keras.Model(inputs, outputs)",
+                  "model_with_vgg16_bottom.compile(loss=\"binary_crossentropy\", optimizer=\"rmsprop\",",
+                  "                                metrics=[\"accuracy\"])"]
+        if fast:
+            lines += ["model_with_vgg16_bottom.layers[-1].set_weights(head.layers[-1].get_weights())"]
+        else:
+            lines += [f"history_with_vgg16_bottom = model_with_vgg16_bottom.fit(train_dataset, epochs={spec.epochs},",
+                      "    validation_data=validation_dataset)"]
+        if "VGG16 fine-tuned" in spec.approaches:
+            lines += ["", "# Fine-tuning (Video 4): unfreeze the last four layers of the base",
+                      "conv_base.trainable = True", "for layer in conv_base.layers[:-4]:", "    layer.trainable = False",
+                      "model_with_vgg16_bottom.compile(loss=\"binary_crossentropy\",",
+                      f"    optimizer=keras.optimizers.RMSprop(learning_rate={spec.finetune_learning_rate:g}),",
+                      "    metrics=[\"accuracy\"])",
+                      f"fine_tuning_history = model_with_vgg16_bottom.fit(train_dataset, epochs={spec.finetune_epochs},",
+                      "    validation_data=validation_dataset)"]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# --- figures
+
+
+def validation_curves_figure(history: "pandas.DataFrame", title: str = "Validation accuracy, all approaches",
+                             references: dict[str, float] | None = None, height: int = 360):
+    """Validation accuracy per epoch of every model on shared axes, with the course's figures as dotted lines."""
+    import plotly.graph_objects as go
+
+    from dnn2core.plots import PALETTE
+
+    fig = go.Figure()
+    models = list(dict.fromkeys(history["model"])) if len(history) else []
+    for i, model in enumerate(models):
+        rows = history[(history["model"] == model) & (history["metric"] == "val_accuracy")].sort_values("epoch")
+        if rows.empty:
+            continue
+        fig.add_trace(go.Scatter(x=rows["epoch"], y=rows["value"], mode="lines+markers", name=model,
+                                 line=dict(color=PALETTE[i % len(PALETTE)])))
+    for label, value in (references or {}).items():
+        fig.add_hline(y=value, line=dict(dash="dot", color="#888888"), annotation_text=label,
+                      annotation_position="bottom right")
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="epoch",
+                      yaxis_title="validation accuracy", yaxis=dict(range=[0.4, 1.0]),
+                      legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def photo_probabilities_figure(probabilities: dict[str, float], height: int = 300):
+    """P(dog) per model for the learner's photo: bars left of 0.5 mean 'cat'."""
+    import plotly.graph_objects as go
+
+    names = list(probabilities)
+    values = [float(probabilities[n]) for n in names]
+    colors = ["#d62728" if v >= 0.5 else "#1f77b4" for v in values]
+    fig = go.Figure(go.Bar(x=values, y=names, orientation="h", marker_color=colors,
+                           text=[f"{'dog' if v >= 0.5 else 'cat'} {max(v, 1 - v):.0%}" for v in values],
+                           textposition="auto"))
+    fig.add_vline(x=0.5, line=dict(dash="dot", color="#888888"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), xaxis=dict(range=[0, 1],
+                      title="P(dog)  — left of 0.5: cat"), title="What each model says")
+    return fig

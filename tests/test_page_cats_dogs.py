@@ -1,0 +1,124 @@
+"""AppTest of the cats-vs-dogs page: a tiny live run on real images, the results panel, a photo, the
+course's parameter counts, the 'no images' guidance and bad uploads."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import APP, qp, shared_data
+
+pytestmark = pytest.mark.timeout(300)
+PAGE = "pages/cats_dogs.py"
+
+
+def page(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Cats vs dogs & VGG16"
+    return at
+
+
+def text(at) -> str:
+    return " ".join(m.value for m in at.markdown) + " " + " ".join(c.value for c in at.caption)
+
+
+def test_tiny_run_on_real_images_shows_results_and_classifies_a_photo(shared_data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no ImageNet weights here: random, labelled
+    at = page(models="From scratch,VGG16 frozen", size="64", n="100", nval="100", epochs="1", seed="1")
+    assert "2,000 training images (1,000 cats, 1,000 dogs)" in text(at)
+    assert any("RANDOM weights" in w.value for w in at.warning)
+    # the course's counts for this size: 2x2x512 features + 1 bias, and 7,079,424 after unfreezing
+    assert "Trainable: **2,049**" in text(at) and "Trainable **7,079,424**" in text(at)
+    at.button(key="cats_dogs.start").click().run()
+    assert not at.exception, at.exception
+    jobs = at.session_state["cats_dogs.jobs"]
+    assert len(jobs) == 1 and jobs[-1].join(180)
+    at.run()
+    assert not at.exception, at.exception
+    snap = jobs[-1].snapshot()
+    assert snap.state == "done", snap.message
+    assert set(snap.models) == {"From scratch", "VGG16 frozen (random weights)"}
+    assert all(len(mp.history["val_accuracy"]) == 1 for mp in snap.models.values())
+    assert "Finished" in text(at) and "All 200 images are usable." in text(at)
+    accs = [m for m in at.metric if "validation accuracy" in m.label]
+    assert len(accs) == 2 and all(m.value.endswith("%") for m in accs)
+    assert "Extracting the frozen base's features took" in text(at)
+    results = next(d.value for d in at.dataframe if "final val accuracy" in d.value.columns)
+    assert results["epochs"].tolist() == [1, 1] and results["how"].tolist()[1] == "frozen (cached features)"
+    assert 0.0 <= results["final val accuracy"].min() <= results["final val accuracy"].max() <= 1.0
+    # a setting change never retrains; the URL follows
+    at.slider(key="cats_dogs.epochs").set_value(3).run()
+    assert len(at.session_state["cats_dogs.jobs"]) == 1 and qp(at, "epochs") == "3"
+    assert "epochs=3" in " ".join(c.value for c in at.code)
+    # the learner's own photo, then a broken one
+    photo = shared_data("cats_and_dogs", "validation", "dogs", "dog.2000.jpg").read_bytes()
+    at.file_uploader(key="cats_dogs.photo").set_value(("dog.jpg", photo, "image/jpeg")).run()
+    assert not at.exception, at.exception
+    assert not at.error
+    bars = [c for c in at.get("plotly_chart") if "What each model says" in c.proto.spec]
+    assert len(bars) == 1 and "VGG16 frozen (random weights)" in bars[0].proto.spec
+    at.file_uploader(key="cats_dogs.photo").set_value(("x.jpg", b"not a photo", "image/jpeg")).run()
+    assert any("not an image" in e.value for e in at.error)
+
+
+def test_no_images_says_how_to_get_them(no_local_data):
+    at = page()
+    assert any("No cats/dogs images yet" in w.value for w in at.warning)
+    body = text(at)
+    assert "65 MB" in body and "cats_and_dogs_filtered.zip" in body and "Upload a zip" in body and "10 MB" in body
+    assert at.button(key="cats_dogs.start").disabled
+    at.radio(key="cats_dogs.src").set_value("Download").run()
+    at.button(key="cats_dogs.download").click().run()
+    assert any("switched off" in e.value for e in at.error)
+
+
+def test_bad_zip_and_bad_path_get_clear_messages(no_local_data):
+    at = page(src="Upload a zip", epochs="4")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("train/cats/cat.0.jpg", b"x")
+        zf.writestr("../../escape.jpg", b"x")
+    at.file_uploader(key="cats_dogs.zip").set_value(("cats.zip", buf.getvalue(), "application/zip")).run()
+    assert not at.exception, at.exception
+    assert any("outside the archive" in e.value for e in at.error)
+    assert not (no_local_data / "escape.jpg").exists()
+    assert qp(at, "epochs") == "4" and qp(at, "src") == "Upload a zip"  # nothing lost
+    at.radio(key="cats_dogs.src").set_value("Folder path").run()
+    at.text_input(key="cats_dogs.path").input(str(no_local_data / "nowhere")).run()
+    assert any("There is no folder" in e.value for e in at.error)
+    at.text_input(key="cats_dogs.path").input(str(shared_data("cats_and_dogs"))).run()
+    assert not at.error and "2,000 training images" in text(at)
+
+
+def test_stop_during_feature_extraction_ends_the_run(shared_data_dir, tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    # 500 images through VGG16 at 224 px take minutes on a CPU: Stop must not wait for them
+    at = page(models="VGG16 frozen", size="224", n="500", nval="100", epochs="1")
+    at.button(key="cats_dogs.start").click().run()
+    job = at.session_state["cats_dogs.jobs"][-1]
+    deadline = time.time() + 60
+    while time.time() < deadline and job.snapshot().state != "running":
+        time.sleep(0.1)
+    time.sleep(1.0)  # inside the extraction now
+    at.run()
+    stop = [b for b in at.button if b.label == "Stop"]
+    assert stop, "no Stop button while extracting"
+    t0 = time.time()
+    stop[0].click().run()
+    assert job.join(30), "Stop did not end the extraction"
+    assert time.time() - t0 < 30
+    snap = job.snapshot()
+    assert snap.state in ("stopped", "failed") and snap.models["VGG16 frozen (random weights)"].epoch == 0
+    if snap.state == "failed":
+        assert "Stopped during feature extraction" in snap.message
+    at.run()
+    assert not at.exception, at.exception
