@@ -36,6 +36,7 @@ import numpy as np
 
 from dnn2core import data as data_mod
 from dnn2core.data import Provenance
+from dnn2core.training import JobStopped
 from dnn2core.uploads import MAX_IMAGE_PIXELS, MAX_UPLOAD_BYTES, UploadError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -890,15 +891,13 @@ class FeatureStore:
             return True
 
 
-class ExtractionStopped(RuntimeError):
-    """Feature extraction was cut short by a stop request or a spent budget."""
+class ExtractionStopped(JobStopped):
+    """Feature extraction was cut short by a stop request or a spent budget (the job ends "stopped")."""
 
 
 def job_should_stop(job: Any) -> bool:
-    """Whether a TrainingJob has been asked to stop (Stop click, budget, abandoned tab).
-
-    Stopgap: reads the job's own budget check until TrainingJob offers this publicly."""
-    return job is not None and job._check_budget() is not None
+    """Whether a TrainingJob has been asked to stop (Stop click, budget, abandoned tab)."""
+    return job is not None and job.should_stop() is not None
 
 
 APPROACHES = ("From scratch", "VGG16 frozen", "VGG16 fine-tuned", "MobileNetV2 frozen")

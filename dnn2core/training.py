@@ -84,6 +84,11 @@ class Budget:
                 raise ValueError(f"Budget.{name} must be a positive number, got {value!r}.")
 
 
+class JobStopped(RuntimeError):
+    """Raised by long work inside a job (e.g. feature extraction in a build function) when
+    ``TrainingJob.should_stop()`` says so: the job then ends as "stopped", not "failed"."""
+
+
 class QueueFull(ValueError):
     """The waiting queue is full: the server is busy, the learner should try again later."""
 
@@ -559,6 +564,11 @@ class TrainingJob:
                     rows.append((name, i + 1, metric, float(value)))
         return pd.DataFrame(rows, columns=["model", "epoch", "metric", "value"])
 
+    def should_stop(self) -> str | None:
+        """Why the job should stop now (Stop pressed, a budget, an abandoned tab), else None.
+        Cheap: long work inside a build function polls it between batches."""
+        return self._check_budget()
+
     # ---- worker side ------------------------------------------------------------------------
 
     def _halt(self, reason: str) -> None:
@@ -616,6 +626,11 @@ class TrainingJob:
                     break
                 self._train_one(run)
             self._finish("stopped" if (self._halt_reason or self._epoch_capped) else "done")
+        except JobStopped as exc:
+            self._halt(self._check_budget() or STOP_USER)
+            with self._lock:
+                self._progress.message = str(exc) or None
+            self._finish("stopped")
         except BaseException as exc:  # noqa: BLE001 - a worker must never die silently
             logger.exception("Training job %s failed", self.job_id)
             with self._lock:

@@ -395,3 +395,30 @@ def test_invalid_runs_are_rejected():
         TrainingJob([], gate=JobGate(1))
     with pytest.raises(ValueError, match="unique"):
         TrainingJob([ModelRun("A", _builder(), {}), ModelRun("A", _builder(), {})], gate=JobGate(1))
+
+
+@pytest.mark.timeout(120)
+def test_job_stopped_from_long_work_in_a_build_ends_as_stopped():
+    """Long work inside build (feature extraction) polls should_stop() and raises JobStopped."""
+    import threading as _threading
+
+    from dnn2core.training import JobGate, JobStopped, ModelRun, TrainingJob
+
+    started = _threading.Event()
+
+    def slow_build():
+        started.set()
+        while True:
+            time.sleep(0.05)
+            if job.should_stop():
+                raise JobStopped("Stopped during feature extraction; nothing was cached.")
+
+    job = TrainingJob([ModelRun("Head", slow_build, {})], gate=JobGate(1))
+    job.start()
+    assert started.wait(60)
+    job.stop()
+    assert job.join(30)
+    snap = job.snapshot()
+    assert snap.state == "stopped" and snap.stop_reason == "stopped by you"
+    assert "feature extraction" in snap.message
+    assert job.gate.running() == []
