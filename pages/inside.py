@@ -1,6 +1,7 @@
 """Inside the network (course Video 5, learning outcome 4): filter exemplars, the hypothesis test,
 saliency and Grad-CAM, and the one-pixel attack. All computation lives in dnn2core."""
 
+import os
 import time
 
 import numpy as np
@@ -25,9 +26,15 @@ MNIST_NAMES = tuple(str(d) for d in range(10))
 
 
 @st.cache_resource(show_spinner="Training a small CNN on MNIST digits (first use on this server, about 10 s)…")
-def shared_default_cnn(seed: int) -> interpret.DefaultCnn:
-    """Shared read-only by every session: nobody trains or changes it after this."""
+def shared_default_cnn(seed: int, where: str, size: str, epochs: str) -> interpret.DefaultCnn:
+    """Shared read-only by every session: nobody trains or changes it after this.
+    Keyed by the data folder and the size settings, so a changed setting trains a new one."""
     return interpret.default_mnist_cnn(seed)
+
+
+def default_cnn() -> interpret.DefaultCnn:
+    return shared_default_cnn(0, str(data.data_dir()), os.environ.get("DNN2_DEFAULT_CNN_TRAIN", ""),
+                              os.environ.get("DNN2_DEFAULT_CNN_EPOCHS", ""))
 
 
 @st.cache_resource(show_spinner="Loading VGG16 with its ImageNet weights…")
@@ -36,7 +43,7 @@ def shared_vgg16(path: str):
 
 
 @st.cache_data(max_entries=1, show_spinner=False)
-def mnist_test(limit: int = 1000):
+def mnist_test(where: str, limit: int = 1000):
     loaded = data.load_mnist()
     x = loaded.data.x_test[:limit].astype(np.float32)[..., None] / 255.0
     return x, loaded.data.y_test[:limit].astype(np.int64), loaded.provenance
@@ -67,7 +74,7 @@ def job_label(job, i: int) -> str:
 
 
 def model_choices() -> dict[str, interpret.ModelChoice]:
-    x_test, y_test, prov = mnist_test()
+    x_test, y_test, prov = mnist_test(str(data.data_dir()))
     choices: dict[str, interpret.ModelChoice] = {}
     for i, job, name, model in finished_models("mnist"):
         if name == "CNN":
@@ -89,7 +96,7 @@ def model_choices() -> dict[str, interpret.ModelChoice]:
             f"catsdogs:{i}:{name}", f"Your cats/dogs model: {name} ({job_label(job, i)})", model, "catsdogs",
             value_range=vr, class_names=names, images=x, labels=y,
             images_note=f"{len(y):,} of your validation images" if y is not None else "no dataset images found")
-    default = shared_default_cnn(0)
+    default = default_cnn()
     choices["default"] = interpret.ModelChoice(
         "default", "Small CNN trained here (MNIST)", default.model, "mnist", class_names=MNIST_NAMES,
         images=x_test, labels=y_test, images_note=f"{len(y_test):,} MNIST test digits")
@@ -133,12 +140,12 @@ with st.sidebar:
     if choice.kind == "vgg16":
         choice.model = shared_vgg16(str(vgg_path))
     if model_key == "default":
-        st.caption(shared_default_cnn(0).description)
+        st.caption(default_cnn().description)
     if not any(k.startswith(("mnist:", "catsdogs:")) for k in keys):
         st.caption("Train a CNN on the MNIST or cats-vs-dogs page and it appears here.")
 
 if choice.kind == "mnist":
-    data_banner(mnist_test()[2])
+    data_banner(mnist_test(str(data.data_dir()))[2])
 model = choice.model
 in_h, in_w, in_c = choice.input_shape
 layers = interpret.conv_layers(model)

@@ -23,7 +23,8 @@ url.share_note()
 
 
 @st.cache_resource(show_spinner="Loading MNIST…")
-def mnist():
+def mnist(where: str):
+    """Keyed by the data folder: a server whose DNN2_DATA_DIR changes loads the right set."""
     return data.load_mnist()
 
 
@@ -34,7 +35,7 @@ def summaries(api: str):
             for name, m in built.items()}
 
 
-loaded = mnist()
+loaded = mnist(str(data.data_dir()))
 data_banner(loaded.provenance)
 n_available = len(loaded.data.y_train)
 

@@ -13,9 +13,13 @@ from dnn2core import interpret
 
 
 @pytest.fixture(scope="module")
-def cnn():
-    """The course's CNN, trained for 1 epoch on 500 digits (a few seconds)."""
-    return interpret.default_mnist_cnn(seed=0, train_size=500, epochs=1)
+def cnn(tmp_path_factory):
+    """The course's CNN, trained for 1 epoch on 500 digits of the embedded sample (a few seconds);
+    pinned to the sample so the result does not depend on DNN2_DATA_DIR."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DNN2_DATA_DIR", str(tmp_path_factory.mktemp("no-data")))
+        mp.setenv("KERAS_HOME", str(tmp_path_factory.mktemp("no-keras")))
+        return interpret.default_mnist_cnn(seed=0, train_size=500, epochs=1)
 
 
 def _brightness_model():
