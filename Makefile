@@ -39,7 +39,7 @@ e2e: install
 
 ## Benchmarks print tables; their latest figures go in README.md. Not part of CI.
 bench: install
-	$(PY) bench/bench_convolution.py
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache

@@ -59,7 +59,7 @@ def configure_tensorflow() -> DeviceInfo:
                 name = f"{name} x{len(gpus)}"
             info = DeviceInfo("GPU", name, len(gpus), cpu_cores(), tf.__version__, keras.__version__)
         else:
-            info = DeviceInfo("CPU", f"CPU ({cpu_cores()} cores)", 0, cpu_cores(), tf.__version__, keras.__version__)
+            info = DeviceInfo("CPU", f"{cpu_cores()} cores", 0, cpu_cores(), tf.__version__, keras.__version__)
         _configured = info
         return info
 
