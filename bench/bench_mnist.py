@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--loop-epochs", type=int, default=2)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--skip-loop", action="store_true", help="only the accuracy table")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="one accuracy row per seed")
     args = ap.parse_args()
     info = configure_tensorflow()
     loaded = data.load_mnist()
@@ -59,27 +60,31 @@ def main() -> None:
     for name, build in (("Dense", models.build_mnist_dense), ("CNN", models.build_mnist_cnn)):
         kind = name.lower()
         x, xt = digits.as_input(split.x_train, kind), digits.as_input(split.x_test, kind)
-        # as the course: all 60,000 training digits, the test set as validation data
-        model, secs, per_epoch = dashboard_fit(name, build, x, split.y_train, args.epochs, args.batch, 0,
-                                               validation_data=(xt, split.y_test))
-        acc = model.evaluate(xt, split.y_test, verbose=0)[1]
-        rows.append((name, args.epochs, acc, sum(per_epoch) / len(per_epoch)))
-    print(f"| model | epochs | test accuracy | s/epoch (batch {args.batch}, rmsprop) |")
-    print("|---|---|---|---|")
-    for name, ep, acc, spe in rows:
-        print(f"| {name} | {ep} | {acc:.2%} | {spe:.1f} |")
+        for seed in args.seeds:
+            # as the course: all 60,000 training digits, the test set as validation data
+            model, secs, per_epoch = dashboard_fit(name, build, x, split.y_train, args.epochs, args.batch, seed,
+                                                   validation_data=(xt, split.y_test))
+            acc = model.evaluate(xt, split.y_test, verbose=0)[1]
+            rows.append((name, seed, args.epochs, acc, sum(per_epoch) / len(per_epoch)))
+    print(f"| model | seed | epochs | test accuracy | s/epoch (batch {args.batch}, rmsprop) |")
+    print("|---|---|---|---|---|")
+    for name, seed, ep, acc, spe in rows:
+        print(f"| {name} | {seed} | {ep} | {acc:.2%} | {spe:.1f} |")
 
     if args.skip_loop:
         return
     print(f"\nTraining loop overhead ({args.loop_epochs} epochs each, same data, same run):\n")
-    print("| model | bare model.fit (s) | dashboard TrainingJob (s) | ratio |")
+    print("| model | bare model.fit, best of 2 (s) | dashboard TrainingJob, best of 2 (s) | ratio |")
     print("|---|---|---|---|")
     for name, build in (("Dense", models.build_mnist_dense), ("CNN", models.build_mnist_cnn)):
         kind = name.lower()
         x = digits.as_input(split.x_train, kind)
         bare_fit(build, x[:2000], split.y_train[:2000], 1, args.batch, 0)  # warm-up (graph tracing)
-        _, bare = bare_fit(build, x, split.y_train, args.loop_epochs, args.batch, 1)
-        _, dash, _ = dashboard_fit(name, build, x, split.y_train, args.loop_epochs, args.batch, 1)
+        bares, dashes = [], []
+        for _ in range(2):  # alternate, so drift in the machine's speed hits both alike
+            bares.append(bare_fit(build, x, split.y_train, args.loop_epochs, args.batch, 1)[1])
+            dashes.append(dashboard_fit(name, build, x, split.y_train, args.loop_epochs, args.batch, 1)[1])
+        bare, dash = min(bares), min(dashes)
         print(f"| {name} | {bare:.1f} | {dash:.1f} | {dash / bare:.3f} |")
 
 
