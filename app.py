@@ -7,6 +7,9 @@ import streamlit as st
 
 from dnn2ui import sidebar
 from dnn2ui.pages import HOME, PAGES, SECTIONS
+from dnn2ui.runtime import protect_keras_state
+
+protect_keras_state()  # Streamlit would otherwise reset Keras after every run, mid-training
 
 st.set_page_config(page_title="DNN2 Studio", page_icon=":material/neurology:", layout="wide")
 

@@ -65,6 +65,7 @@ def main() -> None:
                     rendered[i] = time.perf_counter() - started[i]
             time.sleep(0.1)
         times = sorted(rendered.values())
+        print(f"rendered {len(rendered)}/{len(pages)} sessions", flush=True)
 
         trainers = pages[: args.trainers]
         for p in trainers:
@@ -80,6 +81,7 @@ def main() -> None:
                 if "Finished in" in text:
                     finished.add(i)
             max_running = max(max_running, running)
+            print(f"  t={time.perf_counter() - t0:5.1f}s running={running} finished={len(finished)}", flush=True)
             time.sleep(0.5)
         train_wall = time.perf_counter() - t0
         mem_peak = rss_mb(srv.proc.pid)

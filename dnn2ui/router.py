@@ -14,8 +14,11 @@ import os
 
 import streamlit as st
 
+from dnn2ui.runtime import protect_keras_state
+
 
 def ensure_navigation() -> None:
+    protect_keras_state()  # every page calls this first: see dnn2ui/runtime.py
     # AppTest resets this flag before every run, so the rerun would swallow each simulated click;
     # the tests set DNN2_APPTEST=1 and the browser run (tests/e2e) checks deep links instead.
     if os.environ.get("DNN2_APPTEST"):

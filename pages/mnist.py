@@ -75,8 +75,8 @@ with tab_train:
             x_test = digits.as_input(split.x_test, kind)
 
             def evaluate(m, x_test=x_test, y_test=split.y_test):
-                loss, acc = m.evaluate(x_test, y_test, verbose=0, batch_size=512)
-                return {"test_accuracy": float(acc), "test_loss": float(loss)}
+                scores = m.evaluate(x_test, y_test, verbose=0, batch_size=512, return_dict=True)
+                return {"test_accuracy": float(scores["accuracy"]), "test_loss": float(scores["loss"])}
 
             runs.append(ModelRun(name, partial(builders[name], api, optimizer, learning_rate),
                                  dict(x=digits.as_input(split.x_train, kind), y=split.y_train, epochs=int(epochs),
