@@ -66,6 +66,22 @@ def start_job(page: str, runs: list[ModelRun], *, budget: Budget, seed: int, lab
     return job
 
 
+def start_button(page: str, *, disabled: bool = False, label: str = "Start training") -> bool:
+    """The page's Start button (off while this learner's run is active) beside the server's load."""
+    cols = st.columns([1, 4])
+    clicked = cols[0].button(label, type="primary", key=f"{page}.start", disabled=disabled or any_active(page))
+    with cols[1]:
+        server_load_caption()
+    return clicked
+
+
+def finished_footer(page: str, job: TrainingJob, compare_metric: str) -> None:
+    """Below a finished run: its downloads, then this learner's runs compared."""
+    download_buttons(page, job)
+    st.subheader("Compare runs")
+    compare_runs(page, compare_metric)
+
+
 def _status_line(snap, gate: JobGate) -> str:
     if snap.state == "queued":
         pos = snap.queue_position or 1

@@ -197,13 +197,8 @@ tab_train, tab_results, tab_models, tab_photo, tab_code, tab_why = st.tabs(
 
 # ----------------------------------------------------------------------------- train
 with tab_train:
-    busy = live.any_active(PAGE)
     invalid = deeper and size < cd.MIN_DEEPER_SIZE and "From scratch" in approaches
-    cols = st.columns([1, 4])
-    start = cols[0].button("Start training", type="primary", key=f"{PAGE}.start",
-                           disabled=busy or folder is None or not approaches or invalid)
-    with cols[1]:
-        live.server_load_caption()
+    start = live.start_button(PAGE, disabled=folder is None or not approaches or invalid)
     if folder is None:
         st.info("Get some images first (see above).")
     if start and folder is not None:
@@ -249,9 +244,7 @@ with tab_train:
         st.info("Press **Start training**. The approaches train one after the other in your slot. Changing a "
                 "setting never restarts a run — only the button does.")
     elif job.done:
-        live.download_buttons(PAGE, job)
-        st.subheader("Compare runs")
-        live.compare_runs(PAGE, "accuracy")
+        live.finished_footer(PAGE, job, "accuracy")
 
 # ----------------------------------------------------------------------------- results
 finished = [j for j in live.page_jobs(PAGE) if j.done and j.models and j.job_id in plans]

@@ -92,11 +92,7 @@ with tab_net:
     st.markdown(f"**{len(train):,} training** and **{len(dev):,} dev** houses, **{prep.n_features} features** "
                 f"→ 4 x Dense(64, relu) → Dense(1, no activation): "
                 f"**{reg.house_param_count(prep.n_features):,} parameters**; rmsprop, MSE loss, MAE metric.")
-    busy = live.any_active(PAGE)
-    cols = st.columns([1, 4])
-    start = cols[0].button("Start training", type="primary", disabled=busy, key="housing.start")
-    with cols[1]:
-        live.server_load_caption()
+    start = live.start_button(PAGE)
     if start:
         run = ModelRun("Network", partial(reg.build_house_regressor, prep.n_features, log_target=log_target,
                                           target_offset=prep.target_offset),

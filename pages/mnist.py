@@ -59,11 +59,7 @@ tab_train, tab_model, tab_eval, tab_digit, tab_shift, tab_code = st.tabs(
 
 # ----------------------------------------------------------------------------- train
 with tab_train:
-    busy = live.any_active(PAGE)
-    cols = st.columns([1, 4])
-    start = cols[0].button("Start training", type="primary", disabled=busy or not chosen, key="mnist.start")
-    with cols[1]:
-        live.server_load_caption()
+    start = live.start_button(PAGE, disabled=not chosen)
     if not chosen:
         st.warning("Choose at least one model.")
     if start:
@@ -92,9 +88,7 @@ with tab_train:
         st.info("Press **Start training**. Both models train one after the other in the same slot; curves "
                 "update after every epoch. Changing a setting never restarts a run — only the button does.")
     elif job.done:
-        live.download_buttons(PAGE, job)
-        st.subheader("Compare runs")
-        live.compare_runs(PAGE, "accuracy")
+        live.finished_footer(PAGE, job, "accuracy")
 
 # ----------------------------------------------------------------------------- the models
 with tab_model:

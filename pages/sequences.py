@@ -193,11 +193,7 @@ with tab_train:
     st.caption(f"Input shape {prep.input_shape}. Dense: {prep.input_shape[0] * prep.input_shape[1]}·16+16 + "
                f"16·24+24. SimpleRNN: 16·(features+16+1) + 408. LSTM: four such dense layers, "
                "4·16·(features+16+1) + 408. All: MSE loss, MAE metric, batch 32.")
-    busy = live.any_active(PAGE)
-    cols = st.columns([1, 4])
-    start = cols[0].button("Start training", type="primary", disabled=busy or not chosen, key="sequences.start")
-    with cols[1]:
-        live.server_load_caption()
+    start = live.start_button(PAGE, disabled=not chosen)
     if not chosen:
         st.warning("Choose at least one network.")
     if start:
@@ -224,9 +220,7 @@ with tab_train:
                 f"epoch (train dashed, validation solid, as in the course's figure). The course trained "
                 f"{fc.COURSE_EPOCHS} epochs; a few are enough to see the ranking start to form.")
     elif job.done:
-        live.download_buttons(PAGE, job)
-        st.subheader("Compare runs")
-        live.compare_runs(PAGE, "loss")
+        live.finished_footer(PAGE, job, "loss")
 
 # ----------------------------------------------------------------------------- results
 store = st.session_state.setdefault("sequences.prepared", {})
