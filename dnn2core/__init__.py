@@ -4,4 +4,5 @@ Nothing here imports Streamlit, and TensorFlow is imported lazily inside the fun
 that need it, so the home page and the convolution playground never wait for it.
 """
 
-__all__ = ["convolution", "data", "device", "digits", "evaluation", "models", "plots", "training", "uploads"]
+__all__ = ["adversarial", "catsdogs", "convolution", "data", "device", "digits", "evaluation", "forecasting",
+           "interpret", "models", "plots", "regression", "training", "tricks", "uploads"]
