@@ -18,6 +18,8 @@ def test_streamlit_config_is_classroom_safe():
     assert client["showErrorDetails"] in ("type", "none", False)
     assert client["toolbarMode"] == "viewer"
     assert cfg["browser"]["gatherUsageStats"] is False
+    # A forced full gc after every rerun starves training threads (27x with 3 queued tabs).
+    assert cfg["runner"]["postScriptGC"] is False
 
 
 def test_upload_cap_matches_helper():
