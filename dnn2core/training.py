@@ -41,6 +41,7 @@ __all__ = [
     "default_max_jobs",
     "estimate_eta",
     "format_eta",
+    "history_frame",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ STOP_ABANDONED = "abandoned (no heartbeat)"
 
 JOB_STATES = ("queued", "running", "done", "stopped", "failed")
 MODEL_STATES = ("pending", "running", "done", "stopped", "failed")
-_FINISHED = frozenset({"done", "stopped", "failed"})
+_FINISHED = frozenset({"done", "stopped", "failed", "interrupted"})  # interrupted: read from the run store
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,6 +312,34 @@ class JobProgress:
     def done(self) -> bool:
         return self.state in _FINISHED
 
+    def to_dict(self) -> dict:
+        """Plain JSON-able data (the run store keeps it; another process redraws from it)."""
+        from dataclasses import asdict
+
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "JobProgress":
+        data = dict(data)
+        models = {name: ModelProgress(**{k: v for k, v in mp.items() if k in ModelProgress.__dataclass_fields__})
+                  for name, mp in (data.pop("models", None) or {}).items()}
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(models=models, **fields)
+
+
+def history_frame(progress: JobProgress) -> "pandas.DataFrame":
+    """Per-epoch history in long form (model, epoch, metric, value) for plots and CSV."""
+    import pandas as pd
+
+    rows = []
+    for name, mp in progress.models.items():
+        for metric, values in mp.history.items():
+            for i, value in enumerate(values):
+                if value is None or (isinstance(value, float) and math.isnan(value)):
+                    continue
+                rows.append((name, i + 1, metric, float(value)))
+    return pd.DataFrame(rows, columns=["model", "epoch", "metric", "value"])
+
 
 def format_eta(seconds: float | None) -> str:
     """Short human duration for the progress line ("1 min 05 s"); "estimating…" when unknown."""
@@ -438,6 +467,7 @@ class TrainingJob:
         seed: int = 0,
         owner: str = "",
         label: str = "",
+        job_id: str | None = None,
     ) -> None:
         if not runs:
             raise ValueError("A training job needs at least one ModelRun.")
@@ -453,8 +483,9 @@ class TrainingJob:
         self.gate = gate
         self.budget = budget
         self.seed = int(seed)
-        self.job_id = uuid.uuid4().hex
+        self.job_id = job_id or uuid.uuid4().hex
         self.models: dict[str, "keras.Model"] = {}
+        self.artifacts: dict[str, Any] = {}  # arrays returned by ModelRun.evaluate, as "<model>/<name>"
         self._fitting: "keras.Model | None" = None  # the model inside fit() right now
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
@@ -553,17 +584,7 @@ class TrainingJob:
 
     def history_frame(self) -> "pandas.DataFrame":
         """Per-epoch history in long form (model, epoch, metric, value) for plots and CSV."""
-        import pandas as pd
-
-        snap = self.snapshot()
-        rows = []
-        for name, mp in snap.models.items():
-            for metric, values in mp.history.items():
-                for i, value in enumerate(values):
-                    if value is None or (isinstance(value, float) and math.isnan(value)):
-                        continue
-                    rows.append((name, i + 1, metric, float(value)))
-        return pd.DataFrame(rows, columns=["model", "epoch", "metric", "value"])
+        return history_frame(self.snapshot())
 
     def should_stop(self) -> str | None:
         """Why the job should stop now (Stop pressed, a budget, an abandoned tab), else None.
@@ -707,9 +728,14 @@ class TrainingJob:
         # A learner who pressed Stop (or left) wants the slot back now, so skip evaluation;
         # after a budget stop the model is still the product, so evaluate it.
         if run.evaluate is not None and self._halt_reason not in (STOP_USER, STOP_ABANDONED):
-            results = run.evaluate(model)
+            results = dict(run.evaluate(model) or {})
+            # Arrays (test-set probabilities, forecasts) are kept for the run store's evaluation
+            # tabs, apart from the progress that every poll copies.
+            arrays = {k: v for k, v in results.items() if hasattr(v, "shape") and getattr(v, "ndim", 0) > 0}
             with self._lock:
-                self._progress.models[run.name].results = dict(results or {})
+                for k, v in arrays.items():
+                    self.artifacts[f"{run.name}/{k}"] = v
+                self._progress.models[run.name].results = {k: v for k, v in results.items() if k not in arrays}
         with self._lock:
             self._progress.models[run.name].state = "stopped" if (halted or capped) else "done"
 

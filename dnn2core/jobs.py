@@ -1,0 +1,302 @@
+"""The server's training jobs, bound to the run store: one job per run key, however many press Start.
+
+Why: thirty learners pressing Start on the same link must train once. ``JobRegistry.start`` claims
+the run key in the store (one SQLite transaction, so this holds across server processes too); the
+first claim starts a ``TrainingJob``, every later one attaches to it. One sync thread per registry
+writes each live job's progress and a beat to the store once a second, reads Stop requests and
+watchers from it (so a learner on another page, or another process, keeps the run alive or stops
+it), and writes the finished run (history, metrics, artifacts, models) into the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+
+from dnn2core.runs import RunRecord, RunSpec, RunStore, new_owner
+from dnn2core.training import (Budget, JobGate, JobProgress, ModelRun, QueueFull, TrainingJob, history_frame)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+    import pandas
+
+__all__ = ["JobRegistry", "LearnerLimit", "RunView", "learner_limits"]
+
+logger = logging.getLogger(__name__)
+
+SYNC_INTERVAL = 1.0  # seconds between progress writes (the page polls once a second)
+
+
+class LearnerLimit(ValueError):
+    """This learner already has as many runs training or waiting as one learner may."""
+
+
+def learner_limits() -> tuple[int, int]:
+    """(running, queued) jobs one session may own at once: ``DNN2_LEARNER_RUNNING`` and
+    ``DNN2_LEARNER_QUEUED``, default one of each, so one tab cannot fill the queue."""
+    def read(name: str, default: int) -> int:
+        raw = os.environ.get(name, "").strip()
+        try:
+            return max(0, int(raw)) if raw else default
+        except ValueError:
+            return default
+    return read("DNN2_LEARNER_RUNNING", 1), read("DNN2_LEARNER_QUEUED", 1)
+
+
+def _summary_metrics(progress: JobProgress) -> dict:
+    """The run table's numbers: each model's last epoch and its evaluation results."""
+    out: dict[str, dict] = {}
+    for name, mp in progress.models.items():
+        row: dict[str, Any] = {"epochs": mp.epoch, "params": mp.params}
+        if mp.epoch_seconds:
+            row["s_per_epoch"] = sum(mp.epoch_seconds) / len(mp.epoch_seconds)
+        for metric, values in mp.history.items():
+            finite = [v for v in values if v is not None and v == v]
+            if finite:
+                row[metric] = finite[-1]
+        for k, v in mp.results.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                row[k] = float(v)
+        out[name] = row
+    return out
+
+
+@dataclass
+class _Entry:
+    job: TrainingJob
+    key: str
+    session: str
+    persisted: bool = False
+    last_watch_seen: float = 0.0
+
+
+class RunView:
+    """What a page draws for one run: live from this process's job, or from the store.
+
+    ``models`` loads a finished run's models on demand (bounded LRU in ``dnn2core.runs``).
+    """
+
+    def __init__(self, record: RunRecord, store: RunStore, job: TrainingJob | None = None) -> None:
+        self.record = record
+        self.store = store
+        self.job = job
+        self.key = record.key
+        self.job_id = record.key
+
+    def snapshot(self) -> JobProgress:
+        if self.record.live and self.job is not None:
+            snap = self.job.snapshot()
+            if snap.done:  # trained; the sync thread is writing it to the store
+                snap.state, snap.current = "running", None
+            return snap
+        progress = JobProgress.from_dict(self.record.progress) if self.record.progress else JobProgress(self.key)
+        progress.state = self.record.state
+        progress.message = self.record.message or progress.message
+        progress.label = progress.label or self.record.label
+        progress.device = progress.device or self.record.device
+        return progress
+
+    @property
+    def state(self) -> str:
+        return self.record.state
+
+    @property
+    def done(self) -> bool:
+        """Finished and stored: its models and artifacts can be read."""
+        return self.record.finished
+
+    @property
+    def settings(self) -> dict:
+        return self.record.settings
+
+    def history_frame(self) -> "pandas.DataFrame":
+        return history_frame(self.snapshot())
+
+    @property
+    def model_names(self) -> list[str]:
+        snap = self.snapshot()
+        return [n for n, mp in snap.models.items() if mp.epoch > 0 and n in self._stored_names()]
+
+    def _stored_names(self) -> set[str]:
+        from dnn2core.runs import _safe_name
+
+        stored = set(self.record.model_names)
+        return {n for n in self.snapshot().models if _safe_name(n) in stored}
+
+    @property
+    def models(self) -> "_LazyModels":
+        return _LazyModels(self)
+
+    def artifacts(self) -> dict:
+        return self.store.artifacts(self.key) if self.record.path else {}
+
+
+class _LazyModels(Mapping):
+    """A read-only mapping name -> keras.Model that loads from the store on first use."""
+
+    def __init__(self, view: RunView) -> None:
+        self._view = view
+        self._names = view.model_names
+
+    def __getitem__(self, name: str) -> "keras.Model":
+        if name not in self._names:
+            raise KeyError(name)
+        return self._view.store.load_model(self._view.key, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+class JobRegistry:
+    """This process's live jobs, keyed by run key; one per server process (a cache_resource)."""
+
+    def __init__(self, store: RunStore, gate: JobGate) -> None:
+        self.store = store
+        self.gate = gate
+        self.owner = new_owner()
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._sync_loop, name="dnn2-run-sync", daemon=True)
+        self._thread.start()
+
+    # ---- pages ------------------------------------------------------------------------------
+
+    def view(self, key: str) -> RunView | None:
+        record = self.store.get(key)
+        if record is None:
+            return None
+        with self._lock:
+            entry = self._entries.get(key)
+        return RunView(record, self.store, entry.job if entry else None)
+
+    def session_live(self, session: str) -> tuple[int, int]:
+        """(running, queued) jobs this session started that are still live."""
+        running = queued = 0
+        with self._lock:
+            entries = list(self._entries.values())
+        for e in entries:
+            if e.session != session or e.persisted:
+                continue
+            state = e.job.snapshot().state
+            if state == "running":
+                running += 1
+            elif state == "queued":
+                queued += 1
+        return running, queued
+
+    def start(self, spec: RunSpec, make_runs: Callable[[], list[ModelRun]], *, budget: Budget, seed: int,
+              label: str, session: str, replace: bool = False,
+              artifacts: Mapping[str, Any] | None = None) -> tuple[RunView, bool]:
+        """Train ``spec`` unless it is live or stored: returns (view, started_here).
+
+        Raises ``QueueFull`` when the server's queue is full and ``LearnerLimit`` when this learner
+        already has a run training and one waiting; neither leaves a run in the store.
+        """
+        key = spec.key
+        existing = self.store.get(key)
+        if existing is not None and (existing.live or existing.reference or
+                                     (not replace and existing.state in ("done", "stopped"))):
+            return self.view(key), False  # type: ignore[return-value]
+        running, queued = self.session_live(session)
+        max_running, max_queued = learner_limits()
+        if running + queued >= max_running + max_queued or queued >= max_queued:
+            raise LearnerLimit(f"You already have {running} run(s) training and {queued} waiting: one learner may "
+                               f"have {max_running} training and {max_queued} waiting. Stop one, or wait for it.")
+        record, created = self.store.claim(key, spec.experiment, spec.settings, owner=self.owner, data=spec.data,
+                                           version=spec.version, private=spec.private, label=label, replace=replace)
+        if not created:
+            return self.view(key), False  # type: ignore[return-value]
+        try:
+            runs = make_runs()
+            job = TrainingJob(runs, gate=self.gate, budget=budget, seed=seed, owner=session, label=label, job_id=key)
+            job.start()
+        except QueueFull as exc:
+            self.store.delete_claim(key, self.owner)
+            raise exc
+        except BaseException as exc:
+            self.store.fail(key, self.owner, state="failed", message=f"{type(exc).__name__}: {exc}")
+            raise
+        if artifacts:
+            job.artifacts.update(artifacts)
+        with self._lock:
+            self._entries[key] = _Entry(job, key, session)
+        self._wake.set()
+        return RunView(record, self.store, job), True
+
+    def stop(self, key: str) -> None:
+        """Stop a run wherever it trains: here at once, in another process through the store."""
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is not None:
+            entry.job.stop()
+        self.store.request_stop(key)
+        self._wake.set()
+
+    def live_keys(self) -> list[str]:
+        with self._lock:
+            return [k for k, e in self._entries.items() if not e.persisted]
+
+    def wait(self, key: str, timeout: float) -> RunRecord | None:
+        """Block until the run is finished and stored (tests, the reference command)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            record = self.store.get(key)
+            if record is not None and record.finished:
+                return record
+            self._wake.set()
+            time.sleep(0.1)
+        return self.store.get(key)
+
+    # ---- the sync thread --------------------------------------------------------------------
+
+    def _sync_loop(self) -> None:
+        while True:
+            self._wake.wait(SYNC_INTERVAL)
+            self._wake.clear()
+            with self._lock:
+                entries = [e for e in self._entries.values() if not e.persisted]
+            for entry in entries:
+                try:
+                    self._sync(entry)
+                except Exception:  # noqa: BLE001 - one broken run must not stop the others' progress
+                    logger.exception("Run store sync failed for %s", entry.key)
+            with self._lock:  # forget persisted jobs: their models now live in the store
+                for key in [k for k, e in self._entries.items() if e.persisted]:
+                    del self._entries[key]
+
+    def _sync(self, entry: _Entry) -> None:
+        job, key = entry.job, entry.key
+        snap = job.snapshot()
+        if not snap.done:
+            last = self.store.last_watched(key)
+            if last is not None and last > entry.last_watch_seen:
+                entry.last_watch_seen = last
+                job.heartbeat()
+            if self.store.stop_requested(key):
+                job.stop()
+            self.store.beat(key, self.owner, snap.to_dict(), state=snap.state, device=snap.device or None,
+                            started_at=snap.started_at)
+            return
+        trained = any(mp.epoch > 0 for mp in snap.models.values())
+        if not trained:
+            # Nothing to keep (left the queue, or failed before an epoch): the key is free again.
+            if snap.state == "failed":
+                self.store.fail(key, self.owner, state="failed", message=snap.message or "failed",
+                                progress=snap.to_dict())
+            else:
+                self.store.delete_claim(key, self.owner)
+            entry.persisted = True
+            return
+        models = {name: m for name, m in job.models.items() if snap.models[name].epoch > 0}
+        self.store.finish(key, self.owner, state=snap.state, progress=snap.to_dict(),
+                          metrics=_summary_metrics(snap), models=models, artifacts=job.artifacts or None,
+                          message=snap.message, device=snap.device)
+        entry.persisted = True
