@@ -5,7 +5,7 @@ No TensorFlow here: the first paint never waits for it.
 
 import streamlit as st
 
-from dnn2ui import sidebar
+from dnn2ui import live, sidebar
 from dnn2ui.pages import HOME, PAGES, SECTIONS
 from dnn2ui.runtime import protect_keras_state
 
@@ -24,5 +24,7 @@ sources_slot = st.sidebar.container()
 sidebar.render_device()
 
 page.run()
+
+live.keep_alive()  # a run this learner watches keeps training while they read another page
 
 sidebar.render_sources(sources_slot)

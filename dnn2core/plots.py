@@ -132,3 +132,14 @@ def bars_figure(labels: Sequence[str], series: dict[str, Sequence[float]], title
     fig.update_layout(title=title, barmode="group", height=height, margin=dict(l=10, r=10, t=40, b=10),
                       yaxis_title=y_title)
     return fig
+
+
+def scatter_figure(x: Sequence, y: Sequence[float | None], labels: Sequence[str] = (), title: str = "",
+                   x_title: str = "", y_title: str = "", height: int = 320) -> go.Figure:
+    """One point per run: a setting (numbers or categories) against a result, labelled on hover."""
+    fig = go.Figure(go.Scatter(x=list(x), y=list(y), mode="markers", text=list(labels) or None,
+                               marker=dict(size=11, color=PALETTE[0], opacity=0.8),
+                               hovertemplate="%{text}: %{y:.4g}<extra></extra>" if labels else None))
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), xaxis_title=x_title,
+                      yaxis_title=y_title)
+    return fig

@@ -78,6 +78,22 @@ class Budget:
     max_seconds: float = 900.0  # wall-clock seconds from admission (queue time not counted)
     idle_seconds: float = 180.0  # no heartbeat() from the UI for this long => abandoned, stops
 
+    @classmethod
+    def from_env(cls, **overrides: Any) -> "Budget":
+        """The server's budget: ``DNN2_JOB_SECONDS`` (default 900) and ``DNN2_IDLE_SECONDS`` (180),
+        read here only, so every page and the README agree; pages override epochs and samples."""
+        def read(name: str, default: float) -> float:
+            raw = os.environ.get(name, "").strip()
+            try:
+                value = float(raw) if raw else default
+            except ValueError:
+                value = default
+            return value if value > 0 and math.isfinite(value) else default
+
+        values = {"max_seconds": read("DNN2_JOB_SECONDS", 900.0), "idle_seconds": read("DNN2_IDLE_SECONDS", 180.0)}
+        values.update(overrides)
+        return cls(**values)
+
     def __post_init__(self) -> None:
         for name in ("max_epochs", "max_samples", "max_seconds", "idle_seconds"):
             value = getattr(self, name)

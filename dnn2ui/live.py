@@ -1,27 +1,34 @@
-"""Live training on the page: start a job, watch it, stop it, compare and download runs.
+"""Live training on the page: the run of the current settings, live or from the run store.
 
-The job itself (``dnn2core.training.TrainingJob``) trains in a worker thread that makes no
-Streamlit calls. Here a fragment polls its plain progress once a second and redraws; a
-Stop click reruns only the fragment; a finished job triggers one full rerun so the page
-can show results. Jobs live in this learner's ``st.session_state`` only.
+The link is the experiment: a page computes a ``RunSpec`` from its settings and ``run_panel``
+shows the run with that key. A finished run is drawn from the store at once (nobody presses
+Start); a live one is watched through a fragment that polls once a second, however many learners
+watch it; otherwise Start trains it. Jobs train in worker threads that make no Streamlit calls
+(``dnn2core.jobs``). The session keeps only run keys (short strings); every run's data lives in
+the store.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import tempfile
 import time
 import uuid
-from typing import Sequence
+from pathlib import Path
+from typing import Callable, Sequence
 
 import pandas as pd
 import streamlit as st
 
 from dnn2core import plots
-from dnn2core.training import Budget, JobGate, ModelRun, QueueFull, TrainingJob, default_max_jobs, format_eta
+from dnn2core.jobs import JobRegistry, LearnerLimit, RunView
+from dnn2core.runs import RunRecord, RunSpec, RunStore, StoreError, default_runs_dir
+from dnn2core.training import Budget, JobGate, ModelRun, QueueFull, default_max_jobs, format_eta
 
-MAX_JOBS_PER_PAGE = 6  # older finished runs are dropped so one learner cannot fill the server's memory
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE_DIR = ROOT / "assets" / "reference"
+_OWN = "_runs.own"  # [(page, key)] this session started
+_WATCHING = "_runs.watching"  # keys this session saw live: kept alive from every page
+KEEPALIVE_S = 5.0
 
 
 @st.cache_resource(show_spinner=False)
@@ -30,75 +37,112 @@ def shared_gate() -> JobGate:
     return JobGate(default_max_jobs(), max_waiting=int(os.environ.get("DNN2_MAX_WAITING", "50")))
 
 
-def _owner() -> str:
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _registry(runs_dir: str) -> tuple[JobRegistry, str | None]:
+    """The server's registry over its run store; a store that cannot be opened falls back to a
+    temporary one, with the reason, so pages keep working."""
+    try:
+        store = RunStore(runs_dir, reference_dir=REFERENCE_DIR)
+        problem = " ".join(store.notes) or None
+    except StoreError as exc:
+        import tempfile
+
+        store = RunStore(tempfile.mkdtemp(prefix="dnn2-runs-"), reference_dir=REFERENCE_DIR)
+        problem = f"{exc} Runs are kept in a temporary store until the server restarts."
+    return JobRegistry(store, shared_gate()), problem
+
+
+def registry() -> JobRegistry:
+    reg, problem = _registry(str(default_runs_dir()))
+    if problem and not st.session_state.get("_runs.problem_shown"):
+        st.session_state["_runs.problem_shown"] = True
+        st.warning(f"Run store: {problem}")
+    return reg
+
+
+def store() -> RunStore:
+    return registry().store
+
+
+def session_id() -> str:
     return st.session_state.setdefault("_owner", uuid.uuid4().hex[:12])
 
 
-def page_jobs(page: str) -> list[TrainingJob]:
-    return st.session_state.setdefault(f"{page}.jobs", [])
+def own_keys(page: str | None = None) -> list[str]:
+    return [k for p, k in st.session_state.get(_OWN, []) if page is None or p == page]
 
 
-def latest_job(page: str) -> TrainingJob | None:
-    jobs = page_jobs(page)
-    return jobs[-1] if jobs else None
+def _remember(page: str, key: str) -> None:
+    own = st.session_state.setdefault(_OWN, [])
+    if (page, key) not in own:
+        own.append((page, key))
+    del own[:-50]  # keys only; the runs themselves live in the store
 
 
-def any_active(page: str) -> bool:
-    return any(not j.done for j in page_jobs(page))
+def _watch(key: str) -> None:
+    watching = st.session_state.setdefault(_WATCHING, set())
+    watching.add(key)
+    store().watch(key, session_id())
 
 
-def start_job(page: str, runs: list[ModelRun], *, budget: Budget, seed: int, label: str) -> TrainingJob | None:
-    """Queue a training job for this learner; returns None (with a message) when the server is full."""
-    jobs = page_jobs(page)
-    job = TrainingJob(runs, gate=shared_gate(), budget=budget, seed=seed, owner=_owner(),
-                      label=f"Run {len(jobs) + 1}: {label}" if label else f"Run {len(jobs) + 1}")
-    try:
-        job.start()
-    except QueueFull as exc:
-        st.error(f"The server is busy: {exc} Try again in a minute.")
-        return None
-    jobs.append(job)
-    while len(jobs) > MAX_JOBS_PER_PAGE:
-        old = next((j for j in jobs if j.done), None)
-        if old is None:
-            break
-        jobs.remove(old)
-    return job
+def view(spec_or_key: RunSpec | str) -> RunView | None:
+    key = spec_or_key if isinstance(spec_or_key, str) else spec_or_key.key
+    return registry().view(key)
 
 
-def start_button(page: str, *, disabled: bool = False, label: str = "Start training") -> bool:
-    """The page's Start button (off while this learner's run is active) beside the server's load."""
-    cols = st.columns([1, 4])
-    clicked = cols[0].button(label, type="primary", key=f"{page}.start", disabled=disabled or any_active(page))
-    with cols[1]:
-        server_load_caption()
-    return clicked
+# --------------------------------------------------------------------------------------------
+# Keeping runs alive from every page
+# --------------------------------------------------------------------------------------------
 
 
-def finished_footer(page: str, job: TrainingJob, compare_metric: str) -> None:
-    """Below a finished run: its downloads, then this learner's runs compared."""
-    download_buttons(page, job)
-    st.subheader("Compare runs")
-    compare_runs(page, compare_metric)
+@st.fragment(run_every=KEEPALIVE_S)
+def _keepalive_fragment() -> None:
+    watching: set = st.session_state.get(_WATCHING, set())
+    s = store()
+    for key in list(watching):
+        rec = s.get(key)
+        if rec is None or not rec.live:
+            watching.discard(key)
+            continue
+        s.watch(key, session_id())
 
 
-def _status_line(snap, gate: JobGate) -> str:
+def keep_alive() -> None:
+    """Called by app.py on every page: while this session watches a live run, a small fragment
+    tells the store so every few seconds (the run is abandoned only when no session watches)."""
+    if st.session_state.get(_WATCHING):
+        with st.sidebar:
+            _keepalive_fragment()
+
+
+# --------------------------------------------------------------------------------------------
+# The run panel
+# --------------------------------------------------------------------------------------------
+
+
+def _status_line(snap, record: RunRecord, gate: JobGate, watchers: int) -> str:
+    watching = f" · 👀 {watchers} learners watching" if watchers > 1 else ""
+    if record.reference:
+        return f"📘 The course's full run, trained on {record.device or 'an unknown device'}."
     if snap.state == "queued":
         pos = snap.queue_position or 1
         return (f"⏳ Waiting for a free training slot: **position {pos}** in the queue "
-                f"({len(gate.running())} of {gate.max_running} slot(s) busy server-wide).")
+                f"({len(gate.running())} of {gate.max_running} slot(s) busy server-wide){watching}.")
     if snap.state == "running":
         mp = snap.models.get(snap.current) if snap.current else None
         if mp is None:
-            return "Starting…"
+            return f"Saving the run…{watching}" if any(m.epoch for m in snap.models.values()) else "Starting…"
         steps = f"/{mp.steps}" if mp.steps else ""
         phase = " · validating…" if mp.validating else ""
         return (f"🏃 **{mp.name}** · epoch {min(mp.epoch + 1, mp.epochs)}/{mp.epochs} · batch {mp.batch}{steps}"
-                f"{phase} · elapsed {format_eta(snap.elapsed)} · ETA {format_eta(snap.eta_seconds)}")
+                f"{phase} · elapsed {format_eta(snap.elapsed)} · ETA {format_eta(snap.eta_seconds)}{watching}")
+    when = time.strftime("%d %b %H:%M", time.localtime(record.finished_at)) if record.finished_at else ""
     if snap.state == "done":
-        return f"✅ Finished in {format_eta(snap.elapsed)}."
+        return f"✅ Finished in {format_eta(snap.elapsed)} ({when}; stored, shared with anyone who opens these settings)."
     if snap.state == "stopped":
         return f"⏹ Stopped ({snap.stop_reason}) after {format_eta(snap.elapsed)}; the history so far is kept."
+    if snap.state == "interrupted":
+        return f"⚠️ Interrupted: {record.message}"
     return f"❌ Failed: {snap.message}"
 
 
@@ -120,88 +164,241 @@ def _speed_table(snap) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _draw(job: TrainingJob, page: str, metrics: Sequence[str], live: bool) -> None:
-    snap = job.snapshot()
-    gate = shared_gate()
+def _curves(v: RunView, reference: RunView | None) -> pd.DataFrame:
+    history = v.history_frame()
+    if reference is not None and reference.key != v.key:
+        ref = reference.history_frame()
+        if len(ref):
+            ref["model"] = "Course full run · " + ref["model"]
+            history = pd.concat([history, ref], ignore_index=True)
+    return history
+
+
+def _draw(v: RunView, page: str, metrics: Sequence[str], live: bool, reference: RunView | None) -> None:
+    snap = v.snapshot()
+    reg = registry()
+    watchers = reg.store.watchers(v.key) if live else 0
     head, stop_col = st.columns([5, 1])
-    head.markdown(f"**{snap.label}** — " + _status_line(snap, gate))
+    head.markdown(f"**{snap.label}** — " + _status_line(snap, v.record, reg.gate, watchers))
     if live and not snap.done:
-        if stop_col.button("Stop", key=f"{page}.stop.{job.job_id}", type="primary"):
-            job.stop()
-            snap = job.snapshot()
-    st.progress(min(max(snap.fraction, 0.0), 1.0))
+        mine = v.key in own_keys(page) or watchers <= 1
+        if mine and stop_col.button("Stop", key=f"{page}.stop.{v.key}", type="primary"):
+            reg.stop(v.key)
+            snap = reg.view(v.key).snapshot()
+        elif not mine:
+            stop_col.caption("Started by another learner: it trains while anyone watches.")
+    st.progress(min(max(snap.fraction if not v.done else 1.0, 0.0), 1.0))
     if snap.device:
         st.caption(f"Device: {snap.device}. Batch values are running means over the current epoch.")
-    st.dataframe(_speed_table(snap), hide_index=True, key=f"{page}.speed.{job.job_id}.{live}")
-    history = job.history_frame()
+    st.dataframe(_speed_table(snap), hide_index=True, key=f"{page}.speed.{v.key}.{live}")
+    history = _curves(v, reference)
     if len(history):
+        if reference is not None and reference.key != v.key:
+            st.caption(f"Curves named *Course full run* are the course's full-length run "
+                       f"({reference_words(reference.record)}), drawn beside this one.")
         cols = st.columns(len(metrics))
         for col, metric in zip(cols, metrics):
             col.plotly_chart(plots.training_curves_figure(history, metric), key=f"{page}.curve.{metric}.{live}")
 
 
+def reference_words(record: RunRecord) -> str:
+    prov = record.provenance or {}
+    bits = [f"trained on {record.device or prov.get('device', 'unknown device')}"]
+    if prov.get("date"):
+        bits.append(prov["date"])
+    if prov.get("data"):
+        bits.append(str(prov["data"]))
+    return ", ".join(bits)
+
+
 @st.fragment(run_every=1.0)
-def _live_fragment(page: str, metrics: tuple[str, ...]) -> None:
-    job = latest_job(page)
-    if job is None:
+def _live_fragment(page: str, key: str, metrics: tuple[str, ...], reference_key: str | None) -> None:
+    v = view(key)
+    if v is None:
+        st.rerun()
         return
-    job.heartbeat()
-    _draw(job, page, metrics, live=True)
-    if job.done:
+    _watch(key)
+    reference = view(reference_key) if reference_key else None
+    _draw(v, page, metrics, live=True, reference=reference)
+    if v.done:
         st.rerun()  # one full rerun: the page shows results and this fragment stops polling
 
 
-def job_panel(page: str, metrics: tuple[str, ...] = ("loss", "accuracy")) -> TrainingJob | None:
-    """The latest job of this page: live while it runs, static once finished."""
-    job = latest_job(page)
-    if job is None:
+def start(page: str, spec: RunSpec, make_runs: Callable[[], list[ModelRun]], *, budget: Budget, seed: int,
+          label: str, replace: bool = False) -> RunView | None:
+    """Train ``spec`` (or attach to it when it is live or stored); None with a message when refused."""
+    reg = registry()
+    try:
+        v, _ = reg.start(spec, make_runs, budget=budget, seed=seed, label=label, session=session_id(),
+                         replace=replace)
+    except (QueueFull, LearnerLimit) as exc:
+        st.error(str(exc))
         return None
-    if job.done:
-        _draw(job, page, metrics, live=False)
+    except StoreError as exc:
+        st.error(f"The run could not be recorded: {exc}")
+        return None
+    _remember(page, v.key)
+    if v.record.live:
+        _watch(v.key)
+    return v
+
+
+def run_panel(page: str, spec: RunSpec, make_runs: Callable[[], list[ModelRun]], *, budget: Budget, seed: int,
+              label: str, metrics: Sequence[str] = ("loss", "accuracy"), disabled: bool = False,
+              reference: RunView | None = None, start_label: str = "Start training",
+              seed_key: str | None = None) -> RunView | None:
+    """Start button, live view, or the stored run of ``spec``; returns the run shown (or None).
+
+    ``seed_key`` is the page's seed widget key: a finished run offers "train again with a new seed".
+    """
+    v = view(spec)
+    cols = st.columns([1, 4])
+    if v is None or v.record.state in ("failed", "interrupted"):
+        slot = cols[0].empty()
+        clicked = slot.button(start_label, type="primary", key=f"{page}.start", disabled=disabled)
+        with cols[1]:
+            server_load_caption()
+        if clicked:
+            v = start(page, spec, make_runs, budget=budget, seed=seed, label=label,
+                      replace=v is not None) or v
+            if v is not None and v.record.live:
+                slot.empty()
     else:
-        _live_fragment(page, tuple(metrics))
-    return job
+        with cols[1]:
+            server_load_caption()
+        if v.done and not v.record.reference:
+            with cols[0].popover("Train again"):
+                if seed_key is not None:
+                    st.button("With a new seed", key=f"{page}.reseed", on_click=_new_seed, args=(seed_key,),
+                              help="The same settings with the next seed: a new run beside this one.")
+                if st.button("These exact settings", key=f"{page}.retrain",
+                             help="Replaces the stored run of these settings for everyone."):
+                    v = start(page, spec, make_runs, budget=budget, seed=seed, label=label, replace=True) or v
+        elif v.done and v.record.reference and seed_key is not None:
+            cols[0].button("Train it yourself (new seed)", key=f"{page}.reseed", on_click=_new_seed, args=(seed_key,))
+    if v is None:
+        return None
+    ref_key = reference.key if reference is not None else None
+    if v.done:
+        _draw(v, page, metrics, live=False, reference=reference)
+    else:
+        _live_fragment(page, v.key, tuple(metrics), ref_key)
+    return v
 
 
-def compare_runs(page: str, metric: str) -> None:
-    """This learner's finished runs of the page side by side: a table and overlaid curves."""
-    jobs = [j for j in page_jobs(page) if j.done]
-    if len(jobs) < 2:
-        st.caption("Train again with other settings to compare runs here.")
+def _new_seed(seed_key: str) -> None:
+    st.session_state[seed_key] = int(st.session_state.get(seed_key, 0)) + 1
+
+
+def finished_footer(page: str, v: RunView, compare_metric: str, experiment: str | None = None,
+                    axes: Sequence[str] = ()) -> None:
+    """Below a finished run: its downloads, then the class's runs of this experiment."""
+    download_buttons(page, v)
+    class_results(page, experiment or v.record.experiment, compare_metric, axes=axes)
+
+
+# --------------------------------------------------------------------------------------------
+# Class results and comparison (from the store: anonymous, survives a refresh)
+# --------------------------------------------------------------------------------------------
+
+
+def _metric_value(record: RunRecord, metric: str) -> float | None:
+    """The best model's value of a metric (e.g. test_accuracy) in a finished run's summary."""
+    values = [row.get(metric) for row in record.metrics.values() if isinstance(row, dict)]
+    values = [float(x) for x in values if isinstance(x, (int, float))]
+    if not values:
+        return None
+    return min(values) if any(w in metric for w in ("loss", "mae", "mse")) else max(values)
+
+
+def class_frame(experiment: str, metric: str, *, mine: Sequence[str] = (), part: str | None = None) -> pd.DataFrame:
+    """This server's finished runs of an experiment: shared ones and this learner's private ones."""
+    rows = []
+    for rec in store().runs(experiment):
+        if not rec.finished or rec.state == "interrupted":
+            continue
+        if rec.private and rec.key not in mine:
+            continue
+        if part is not None and rec.settings.get("part") != part:
+            continue
+        row = {"run": rec.key[:8], "yours": "★" if rec.key in mine else ("course" if rec.reference else ""),
+               "state": rec.state, metric: _metric_value(rec, metric), "device": rec.device,
+               "finished": time.strftime("%d %b %H:%M", time.localtime(rec.finished_at)) if rec.finished_at else ""}
+        row.update({f"· {k}": (", ".join(map(str, v)) if isinstance(v, list) else v) for k, v in rec.settings.items()})
+        row["_key"] = rec.key
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def class_results(page: str, experiment: str, metric: str, *, axes: Sequence[str] = (), part: str | None = None) -> None:
+    """The class's finished runs of this experiment: table, a setting against the metric, and
+    the chosen runs' curves overlaid. Anonymous; this learner's own runs are starred."""
+    st.subheader("Class results")
+    frame = class_frame(experiment, metric, mine=own_keys(), part=part)
+    if frame.empty:
+        st.caption("No finished runs of this experiment on this server yet.")
         return
-    labels = [j.snapshot().label for j in jobs]
-    chosen = st.multiselect("Runs to compare", labels, default=labels[-2:], key=f"{page}.compare")
+    shown = frame.drop(columns=["_key"])
+    st.dataframe(shown, hide_index=True, key=f"{page}.class.table")
+    settings_cols = [c[2:] for c in frame.columns if c.startswith("· ")]
+    options = [a for a in axes if a in settings_cols] or settings_cols
+    if options and frame[metric].notna().any():
+        axis = st.selectbox("Setting on the x axis", options, key=f"{page}.class.axis")
+        fig = plots.scatter_figure(frame[f"· {axis}"].astype(str).tolist(), frame[metric].tolist(),
+                                   labels=frame["run"].tolist(), title=f"{metric} by {axis} ({len(frame)} runs)",
+                                   x_title=axis, y_title=metric)
+        st.plotly_chart(fig, key=f"{page}.class.scatter")
+    labels = {row["run"] + (" ★" if row["yours"] == "★" else "") + (" (course)" if row["yours"] == "course" else ""):
+              row["_key"] for _, row in frame.iterrows()}
+    chosen = st.multiselect("Compare runs (curves overlaid)", list(labels), default=list(labels)[:2],
+                            key=f"{page}.compare")
     frames = []
-    for job, label in zip(jobs, labels):
-        if label in chosen:
-            h = job.history_frame()
-            h["model"] = label.split(":")[0] + " · " + h["model"]
-            frames.append(h)
+    for label in chosen:
+        v = view(labels[label])
+        if v is None:
+            continue
+        h = v.history_frame()
+        h["model"] = label + " · " + h["model"]
+        frames.append(h)
     if frames:
         merged = pd.concat(frames, ignore_index=True)
-        st.plotly_chart(plots.training_curves_figure(merged, metric, title=f"{metric}: runs compared"),
-                        key=f"{page}.compare_fig")
+        st.plotly_chart(plots.training_curves_figure(merged, metric.removeprefix("val_").removeprefix("test_"),
+                                                     title="Runs compared"), key=f"{page}.compare_fig")
 
 
-def _keras_bytes(model) -> bytes:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.keras")
-        model.save(path)
-        with open(path, "rb") as f:
-            return f.read()
+def reference_run(experiment: str, **match) -> RunView | None:
+    """The course's reference run of an experiment whose settings include ``match``."""
+    for rec in store().runs(experiment):
+        if rec.reference and all(rec.settings.get(k) == v for k, v in match.items()):
+            return view(rec.key)
+    return None
 
 
-def download_buttons(page: str, job: TrainingJob) -> None:
-    """History as CSV and each trained model as .keras (built only when clicked)."""
-    stamp = time.strftime("%Y%m%d-%H%M", time.localtime(job.snapshot().created_at))
-    cols = st.columns(1 + len(job.models))
-    csv = job.history_frame().to_csv(index=False)
-    cols[0].download_button("History (CSV)", csv, file_name=f"{page}-history-{stamp}.csv", mime="text/csv",
-                            key=f"{page}.dl.csv.{job.job_id}", on_click="ignore")
-    for col, (name, model) in zip(cols[1:], job.models.items()):
-        col.download_button(f"{name} model (.keras)", lambda m=model: _keras_bytes(m),
+# --------------------------------------------------------------------------------------------
+# Downloads and the server's load
+# --------------------------------------------------------------------------------------------
+
+
+def _model_bytes(v: RunView, name: str) -> bytes:
+    from dnn2core.runs import _safe_name
+
+    return (Path(v.record.path) / f"{_safe_name(name)}.keras").read_bytes()
+
+
+def download_buttons(page: str, v: RunView) -> None:
+    """History as CSV and each stored model as .keras (read from the store only when clicked)."""
+    if not v.done:
+        return
+    stamp = time.strftime("%Y%m%d-%H%M", time.localtime(v.record.created_at or time.time()))
+    names = v.model_names
+    cols = st.columns(1 + len(names))
+    cols[0].download_button("History (CSV)", v.history_frame().to_csv(index=False),
+                            file_name=f"{page}-history-{stamp}.csv", mime="text/csv",
+                            key=f"{page}.dl.csv.{v.key}", on_click="ignore")
+    for col, name in zip(cols[1:], names):
+        col.download_button(f"{name} model (.keras)", lambda n=name: _model_bytes(v, n),
                             file_name=f"{page}-{name.lower().replace(' ', '_')}-{stamp}.keras",
-                            key=f"{page}.dl.model.{name}.{job.job_id}", on_click="ignore")
+                            key=f"{page}.dl.model.{name}.{v.key}", on_click="ignore")
 
 
 def server_load_caption() -> None:

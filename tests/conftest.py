@@ -47,3 +47,26 @@ def qp(at, key: str) -> str:
     """A query parameter of an AppTest as one string (AppTest stores lists before a run)."""
     value = at.query_params[key]
     return value[-1] if isinstance(value, list) else value
+
+
+@pytest.fixture(autouse=True)
+def fresh_run_store(tmp_path_factory, monkeypatch):
+    """Every test gets its own run store (the dashboard's registry is keyed by its folder), so no
+    test sees another's runs; reference runs still load from assets/reference/."""
+    path = tmp_path_factory.mktemp("runs")
+    monkeypatch.setenv("DNN2_RUNS_DIR", str(path))
+    return path
+
+
+def run_registry():
+    """The dashboard's job registry for the current DNN2_RUNS_DIR (the one AppTests use)."""
+    from dnn2core.runs import default_runs_dir
+    from dnn2ui.live import _registry
+
+    return _registry(str(default_runs_dir()))[0]
+
+
+def own_runs(at, page: str | None = None) -> list[str]:
+    """Run keys an AppTest session started (on one page)."""
+    own = at.session_state["_runs.own"] if "_runs.own" in at.session_state else []
+    return [k for p, k in own if page is None or p == page]

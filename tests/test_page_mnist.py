@@ -7,7 +7,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP, qp
+from conftest import APP, own_runs, qp, run_registry
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -25,23 +25,31 @@ def text(at) -> str:
     return " ".join(m.value for m in at.markdown)
 
 
+def finished(key: str, timeout: float = 180):
+    rec = run_registry().wait(key, timeout)
+    assert rec is not None and rec.finished, rec
+    return rec
+
+
 def test_one_epoch_run_shows_curves_metrics_and_summary(no_local_data):
     at = page(n="500", epochs="1", seed="3")
     assert "sample" in " ".join(i.value for i in at.info)          # the embedded-sample banner
     assert "Total params: **50,890**" in text(at) and "Total params: **104,202**" in text(at)
     assert any(r"= 320" in x.value for x in at.latex)
     at.button(key="mnist.start").click().run()
-    jobs = at.session_state["mnist.jobs"]
-    assert len(jobs) == 1
-    assert jobs[-1].join(180)
+    [key] = own_runs(at, "mnist")
+    rec = finished(key)
     at.run()
     assert not at.exception, at.exception
-    snap = jobs[-1].snapshot()
-    assert snap.state == "done"
+    assert rec.state == "done" and rec.settings["n"] == 500 and rec.settings["seed"] == 3
+    snap = run_registry().view(key).snapshot()
     for name in ("Dense", "CNN"):
         mp = snap.models[name]
         assert mp.epoch == 1 and len(mp.history["val_accuracy"]) == 1
         assert 0.0 <= mp.results["test_accuracy"] <= 1.0
+        assert rec.metrics[name]["test_accuracy"] == mp.results["test_accuracy"]
+        probs = run_registry().store.artifacts(key)[f"{name}/test_probs"]
+        assert probs.shape == (10_000, 10) or probs.shape[1] == 10
     assert "Finished" in text(at)
     charts = at.get("plotly_chart")
     assert len(charts) >= 6  # loss + accuracy curves, networks, confusion matrices, galleries
@@ -49,56 +57,93 @@ def test_one_epoch_run_shows_curves_metrics_and_summary(no_local_data):
     assert len(accuracies) == 2
     # a widget change re-runs the page, never the training
     at.slider(key="mnist.epochs").set_value(3).run()
-    assert len(at.session_state["mnist.jobs"]) == 1
+    assert len(run_registry().store.runs("mnist")) == 1
     assert qp(at, "epochs") == "3"
     code = " ".join(c.value for c in at.code)
     assert "epochs=3" in code and "layers.Conv2D(filters=32, kernel_size=3" in code
+    # a new session (a refresh, a shared link) with the same settings shows the stored run at once
+    again = page(n="500", epochs="1", seed="3")
+    assert "Finished" in text(again) and not own_runs(again)
+    assert len([m for m in again.metric if "test accuracy" in m.label]) == 2
+    assert [b for b in again.button if b.key == "mnist.start"] == []  # nothing to press
+    # and the class results list it
+    assert any("class" in s.value.lower() for s in again.subheader)
+
+
+def test_two_learners_pressing_start_on_one_link_train_once(no_local_data):
+    first = page(n="500", epochs="3", models="Dense", seed="11")
+    second = page(n="500", epochs="3", models="Dense", seed="11")
+    first.button(key="mnist.start").click().run()
+    [key] = own_runs(first)
+    # the second learner's Start (pressed on a page drawn before the run existed) attaches to it
+    second.button(key="mnist.start").click().run()
+    assert not second.error, [e.value for e in second.error]
+    assert len(run_registry().store.runs("mnist")) == 1
+    if not run_registry().view(key).done:
+        assert "learners watching" in text(second) or "Finished" in text(second)
+        assert not [b for b in second.button if b.label == "Stop"]  # only its starter may stop a shared run
+    finished(key)
+    first.run()
+    second.run()
+    assert "Finished" in text(first) and "Finished" in text(second)
+    assert len(run_registry().store.runs("mnist")) == 1
 
 
 def test_stop_ends_the_run_and_keeps_history(no_local_data):
     at = page(n="4000", epochs="20", batch="16", models="CNN")
     at.button(key="mnist.start").click().run()
-    job = at.session_state["mnist.jobs"][-1]
+    [key] = own_runs(at)
+    reg = run_registry()
     deadline = time.time() + 120
-    while time.time() < deadline and job.snapshot().models["CNN"].epoch < 1:
+    while time.time() < deadline and reg.view(key).snapshot().models["CNN"].epoch < 1:
         time.sleep(0.2)
     at.run()  # the live panel shows the Stop button
     stop = [b for b in at.button if b.label == "Stop"]
     assert stop, "no Stop button while training"
     stop[0].click().run()
-    assert job.join(30), "Stop did not end the run"
-    snap = job.snapshot()
-    assert snap.state == "stopped" and snap.stop_reason == "stopped by you"
-    assert snap.models["CNN"].epoch >= 1 and snap.models["CNN"].epoch < 20
+    rec = finished(key, 30)
+    snap = reg.view(key).snapshot()
+    assert rec.state == "stopped" and snap.stop_reason == "stopped by you"
+    assert 1 <= snap.models["CNN"].epoch < 20
     assert len(snap.models["CNN"].history["loss"]) == snap.models["CNN"].epoch
+    assert reg.view(key).model_names == ["CNN"]  # the stopped model is kept in the store
     at.run()
     assert "Stopped" in text(at)
 
 
-def test_learners_do_not_see_each_others_runs_and_queue_in_order(no_local_data):
+def test_learners_queue_in_order_and_one_learner_has_one_waiting_run(no_local_data, monkeypatch):
     first = page(n="4000", epochs="20", batch="16", models="CNN")
     second = page(n="500", epochs="1", models="Dense")
     first.button(key="mnist.start").click().run()
-    job1 = first.session_state["mnist.jobs"][-1]
-    while job1.snapshot().state == "queued":
+    [k1] = own_runs(first)
+    reg = run_registry()
+    while reg.view(k1).snapshot().state == "queued":
         time.sleep(0.1)
     second.button(key="mnist.start").click().run()
-    job2 = second.session_state["mnist.jobs"][-1]
+    [k2] = own_runs(second)
     from dnn2ui.live import shared_gate
     if shared_gate().max_running == 1:
-        assert job2.snapshot().state == "queued" and job2.snapshot().queue_position == 1
+        assert reg.view(k2).snapshot().state == "queued" and reg.view(k2).snapshot().queue_position == 1
         assert "position 1" in text(second)
-    assert len(first.session_state["mnist.jobs"]) == 1 and len(second.session_state["mnist.jobs"]) == 1
-    assert job1.job_id != job2.job_id
-    job1.stop()
-    assert job1.join(30) and job2.join(120)
-    assert job2.snapshot().state == "done"
+        # the same learner may not queue a second run behind the first
+        second.slider(key="mnist.epochs").set_value(2).run()
+        second.button(key="mnist.start").click().run()
+        assert any("waiting" in e.value for e in second.error)
+        assert own_runs(second) == [k2]
+    assert k1 != k2
+    reg.stop(k1)
+    deadline = time.time() + 30
+    while time.time() < deadline and reg.store.get(k1) is not None and reg.store.get(k1).live:
+        time.sleep(0.1)
+    rec1 = reg.store.get(k1)  # stopped before its first epoch: nothing was kept, the key is free again
+    assert rec1 is None or rec1.state == "stopped"
+    assert finished(k2, 120).state == "done"
 
 
 def test_bad_digit_upload_gets_a_message(no_local_data):
     at = page(n="500", epochs="1", models="Dense")
     at.button(key="mnist.start").click().run()
-    assert at.session_state["mnist.jobs"][-1].join(120)
+    finished(own_runs(at)[0], 120)
     at.run()
     at.radio(key="mnist.digit_src").set_value("Upload a picture").run()
     at.file_uploader(key="mnist.upload").set_value(("digit.png", b"not a picture", "image/png")).run()

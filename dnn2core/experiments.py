@@ -1,0 +1,57 @@
+"""What each experiment trains, from its settings: one function per experiment.
+
+Why here and not in the pages: the page, the reference command (``dnn2core.reference``) and the
+tests must build exactly the same runs from the same settings, or a stored run would not be what
+its key says. Each function takes the loaded data and the page's settings (URL names) and returns
+the ``ModelRun`` list of one job; each experiment has a version, bumped when its meaning changes
+(stored runs of an older version are then never shown for the new one).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Mapping
+
+import numpy as np
+
+from dnn2core import digits, models
+from dnn2core.data import Mnist
+from dnn2core.training import Budget, ModelRun
+
+__all__ = ["MNIST_VERSION", "mnist_budget", "mnist_runs", "mnist_settings"]
+
+MNIST_VERSION = 1
+
+
+def mnist_settings(*, models: list[str], api: str, epochs: int, batch: int, opt: str, lr: float, n: int, val: float,
+                   seed: int) -> dict[str, Any]:
+    """The MNIST page's result-changing settings, by their URL names."""
+    return {"models": list(models), "api": api, "epochs": int(epochs), "batch": int(batch), "opt": opt,
+            "lr": float(lr), "n": int(n), "val": float(val), "seed": int(seed)}
+
+
+def mnist_budget() -> Budget:
+    return Budget.from_env(max_epochs=50, max_samples=5_000_000)
+
+
+def _mnist_evaluate(model, x_test: np.ndarray, y_test: np.ndarray, kind: str) -> dict:
+    """Test accuracy and loss, plus the test probabilities the Evaluate tab draws from."""
+    probs = np.asarray(model.predict(digits.as_input(x_test, kind), batch_size=512, verbose=0), dtype=np.float32)
+    picked = np.clip(probs[np.arange(len(y_test)), y_test], 1e-7, 1.0)
+    return {"test_accuracy": float((probs.argmax(axis=1) == y_test).mean()),
+            "test_loss": float(-np.log(picked).mean()), "test_probs": probs}
+
+
+def mnist_runs(mnist: Mnist, settings: Mapping[str, Any]) -> list[ModelRun]:
+    """The course's dense network and/or CNN on a seeded subset, validated on a split of it."""
+    split = digits.prepare(mnist, int(settings["n"]), int(settings["seed"]))
+    builders = {"Dense": models.build_mnist_dense, "CNN": models.build_mnist_cnn}
+    runs = []
+    for name in settings["models"]:
+        kind = name.lower()
+        runs.append(ModelRun(
+            name, partial(builders[name], settings["api"], settings["opt"], float(settings["lr"])),
+            dict(x=digits.as_input(split.x_train, kind), y=split.y_train, epochs=int(settings["epochs"]),
+                 batch_size=int(settings["batch"]), validation_split=float(settings["val"]), shuffle=True),
+            evaluate=partial(_mnist_evaluate, x_test=split.x_test, y_test=split.y_test, kind=kind)))
+    return runs
