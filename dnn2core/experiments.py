@@ -18,7 +18,8 @@ from dnn2core import digits, models
 from dnn2core.data import Mnist
 from dnn2core.training import Budget, ModelRun
 
-__all__ = ["MNIST_VERSION", "mnist_budget", "mnist_runs", "mnist_settings"]
+__all__ = ["HOUSING_VERSION", "MNIST_VERSION", "housing_budget", "housing_prepare", "housing_runs", "housing_settings",
+           "mnist_budget", "mnist_runs", "mnist_settings"]
 
 MNIST_VERSION = 1
 
@@ -55,3 +56,52 @@ def mnist_runs(mnist: Mnist, settings: Mapping[str, Any]) -> list[ModelRun]:
                  batch_size=int(settings["batch"]), validation_split=float(settings["val"]), shuffle=True),
             evaluate=partial(_mnist_evaluate, x_test=split.x_test, y_test=split.y_test, kind=kind)))
     return runs
+
+
+# --------------------------------------------------------------------------------------------
+# House prices (Video 7)
+# --------------------------------------------------------------------------------------------
+
+HOUSING_VERSION = 1
+
+
+def housing_settings(*, epochs: int, batch: int, seed: int, noid: bool, std: bool, log: bool, stop: bool,
+                     patience: int) -> dict[str, Any]:
+    """The house-price page's result-changing settings (patience only counts with early stopping)."""
+    out = {"epochs": int(epochs), "batch": int(batch), "seed": int(seed), "noid": bool(noid), "std": bool(std),
+           "log": bool(log), "stop": bool(stop)}
+    if stop:
+        out["patience"] = int(patience)
+    return out
+
+
+def housing_budget() -> Budget:
+    return Budget.from_env(max_epochs=5000, max_samples=50_000_000)
+
+
+def housing_prepare(df, settings: Mapping[str, Any]):
+    """The course's split (1,000 train, the rest dev) and the chosen feature/target treatment."""
+    from dnn2core import regression as reg
+
+    n_train = reg.default_train_rows(len(reg.numeric_complete(df)))
+    train, dev = reg.course_split(df, int(settings["seed"]), n_train=n_train, drop_id=bool(settings["noid"]))
+    return train, dev, reg.prepare(train, dev, standardise=bool(settings["std"]), log_target=bool(settings["log"]))
+
+
+def _housing_evaluate(model, prep) -> dict:
+    from dnn2core import regression as reg
+
+    predicted = np.asarray(prep.to_dollars(model.predict(prep.x_dev, verbose=0, batch_size=1024)), dtype=np.float64)
+    errors = reg.dollar_errors(prep.price_dev, predicted)
+    return {"dev_mae": errors["mae"], "dev_rmse": errors["rmse"], "dev_predictions": predicted.reshape(-1)}
+
+
+def housing_runs(prep, settings: Mapping[str, Any]) -> list[ModelRun]:
+    """The course's 4 x Dense(64) regressor on the prepared split."""
+    from dnn2core import regression as reg
+
+    patience = int(settings["patience"]) if settings.get("stop") else None
+    return [ModelRun("Network", partial(reg.build_house_regressor, prep.n_features, log_target=bool(settings["log"]),
+                                        target_offset=prep.target_offset),
+                     reg.fit_kwargs(prep, int(settings["epochs"]), int(settings["batch"]), stop_patience=patience),
+                     evaluate=partial(_housing_evaluate, prep=prep))]

@@ -68,6 +68,17 @@ def session_id() -> str:
     return st.session_state.setdefault("_owner", uuid.uuid4().hex[:12])
 
 
+def private_secret() -> str:
+    """The secret that makes a run on uploaded data private: kept in the uploader's link (``u``),
+    so their refresh finds the run again and nobody else's key can match it."""
+    raw = st.query_params.get("u", "")
+    if isinstance(raw, str) and len(raw) == 16 and all(c in "0123456789abcdef" for c in raw):
+        return raw
+    secret = st.session_state.setdefault("_runs.secret", uuid.uuid4().hex[:16])
+    st.query_params["u"] = secret
+    return secret
+
+
 def own_keys(page: str | None = None) -> list[str]:
     return [k for p, k in st.session_state.get(_OWN, []) if page is None or p == page]
 
@@ -351,7 +362,7 @@ def class_results(page: str, experiment: str, metric: str, *, axes: Sequence[str
     labels = {row["run"] + (" ★" if row["yours"] == "★" else "") + (" (course)" if row["yours"] == "course" else ""):
               row["_key"] for _, row in frame.iterrows()}
     chosen = st.multiselect("Compare runs (curves overlaid)", list(labels), default=list(labels)[:2],
-                            key=f"{page}.compare")
+                            key=f"{page}.class.compare")
     frames = []
     for label in chosen:
         v = view(labels[label])
@@ -363,7 +374,7 @@ def class_results(page: str, experiment: str, metric: str, *, axes: Sequence[str
     if frames:
         merged = pd.concat(frames, ignore_index=True)
         st.plotly_chart(plots.training_curves_figure(merged, metric.removeprefix("val_").removeprefix("test_"),
-                                                     title="Runs compared"), key=f"{page}.compare_fig")
+                                                     title="Runs compared"), key=f"{page}.class.compare_fig")
 
 
 def reference_run(experiment: str, **match) -> RunView | None:

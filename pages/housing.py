@@ -1,14 +1,12 @@
 """House prices: the course's regression network against scikit-learn (Video 7, outcomes 7-8)."""
 
-import os
-from functools import partial
+from types import SimpleNamespace
 
 import pandas as pd
 import streamlit as st
 
 from dnn2core import regression as reg
-from dnn2core import data
-from dnn2core.training import Budget, ModelRun
+from dnn2core import data, experiments, runs
 from dnn2ui import live
 from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
@@ -21,12 +19,24 @@ st.markdown("A network for **regression** is a classifier with its last activati
             "learned. Train the course's network on the Ames house sales and compare it with the usual "
             "regressors on the very same split.")
 url.share_note()
+_NO_RESULTS = SimpleNamespace(results={})
 
 
 @st.cache_data(show_spinner="Loading the Ames house sales…", max_entries=2)
 def builtin(where: str):
     """Cached per data folder, so pointing DNN2_DATA_DIR elsewhere is picked up."""
     return reg.load_ames()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def fingerprint(df: pd.DataFrame) -> str:
+    return runs.data_fingerprint(df)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def baselines(key: tuple, _prep, seed: int, folds: int) -> pd.DataFrame:
+    """The five methods for one data/seed/toggle setting: fitted once per server, shared by the class."""
+    return reg.run_baselines(_prep, seed=seed, cv_folds=folds)
 
 
 @st.cache_data(show_spinner="Reading your file…", max_entries=4)
@@ -75,15 +85,17 @@ with st.expander("Settings", expanded=True):
 if log_target and not standardise:
     st.caption("A log-price target is a number near 0, while raw features run to tens of thousands (LotArea): "
                "without standardised features the network struggles to learn it. Try both toggles together.")
-n_train = reg.default_train_rows(len(complete))
+settings = experiments.housing_settings(epochs=epochs, batch=batch_size, seed=seed, noid=drop_id, std=standardise,
+                                        log=log_target, stop=stop, patience=patience)
 try:
-    train, dev = reg.course_split(df, int(seed), n_train=n_train, drop_id=drop_id)
+    train, dev, prep = experiments.housing_prepare(df, settings)
 except ValueError as exc:
     st.error(str(exc))
     st.stop()
-prep = reg.prepare(train, dev, standardise=standardise, log_target=log_target)
-setting = (loaded.provenance.location, loaded.provenance.detail, int(seed), drop_id, standardise, log_target)
+spec = runs.RunSpec(PAGE, settings, data=fingerprint(df), version=experiments.HOUSING_VERSION,
+                    secret=live.private_secret() if loaded.provenance.source == "upload" else "")
 metric = reg.dollar_metric(log_target)
+reference = live.reference_run(PAGE, std=standardise, log=log_target) or live.reference_run(PAGE)
 
 tab_net, tab_compare, tab_data, tab_code = st.tabs(["The network", "Against other methods", "The data", "Keras code"])
 
@@ -92,35 +104,24 @@ with tab_net:
     st.markdown(f"**{len(train):,} training** and **{len(dev):,} dev** houses, **{prep.n_features} features** "
                 f"→ 4 x Dense(64, relu) → Dense(1, no activation): "
                 f"**{reg.house_param_count(prep.n_features):,} parameters**; rmsprop, MSE loss, MAE metric.")
-    start = live.start_button(PAGE)
-    if start:
-        run = ModelRun("Network", partial(reg.build_house_regressor, prep.n_features, log_target=log_target,
-                                          target_offset=prep.target_offset),
-                       reg.fit_kwargs(prep, int(epochs), int(batch_size), stop_patience=int(patience) if stop else None),
-                       evaluate=partial(reg.evaluate_network, prep=prep))
-        budget = Budget(max_epochs=5000, max_samples=50_000_000,
-                        max_seconds=float(os.environ.get("DNN2_JOB_SECONDS", "900")))
-        toggles = [name for name, on in (("standardised", standardise), ("log price", log_target),
-                                         (f"early stop {patience}", stop), ("no Id", drop_id)) if on]
-        job = live.start_job(PAGE, [run], budget=budget, seed=int(seed),
-                             label=f"{epochs} ep · batch {batch_size} · seed {seed}"
-                                   + (" · " + ", ".join(toggles) if toggles else " · as in the course"))
-        if job is not None:
-            st.session_state.setdefault("housing.meta", {})[job.job_id] = {"setting": setting, "metric": metric,
-                                                                          "prep": prep}
-    meta = st.session_state.get("housing.meta", {})
-    latest = live.latest_job(PAGE)
-    job_metric = meta.get(latest.job_id, {}).get("metric", metric) if latest else metric
-    job = live.job_panel(PAGE, ("loss", job_metric))
-    if job is None:
+    if spec.private:
+        st.caption("🔒 A run on your uploaded file is private: it is kept under a secret in your link and never "
+                   "appears in the class's results.")
+    toggles = [name for name, on in (("standardised", standardise), ("log price", log_target),
+                                     (f"early stop {patience}", stop), ("no Id", drop_id)) if on]
+    run = live.run_panel(PAGE, spec, lambda: experiments.housing_runs(prep, settings),
+                         budget=experiments.housing_budget(), seed=int(seed), metrics=("loss", metric),
+                         reference=reference, seed_key=url.key("seed"),
+                         label=f"{epochs} ep · batch {batch_size} · seed {seed}"
+                               + (" · " + ", ".join(toggles) if toggles else " · as in the course"))
+    if run is None:
         st.info("Press **Start training**. The curves show the loss and the mean absolute error in dollars on the "
                 "training rows (dashed) and the dev rows (solid), after every epoch.")
-    elif job.done and "Network" in job.models:
-        snap = job.snapshot()
+    elif run.done and run.model_names:
+        snap = run.snapshot()
         mp = snap.models["Network"]
         results = mp.results
         if "dev_mae" in results:
-            job_prep = meta.get(job.job_id, {}).get("prep", prep)
             c1, c2, c3 = st.columns(3)
             c1.metric("Dev MAE", f"${results['dev_mae']:,.0f}", help="The course reports about $30,000.")
             c2.metric("Dev RMSE", f"${results['dev_rmse']:,.0f}")
@@ -129,14 +130,10 @@ with tab_net:
             if snap.state == "done" and 0 < len(val) < mp.requested_epochs:
                 st.caption(f"Stopped before {mp.requested_epochs:,} epochs; the weights kept are from the best epoch "
                            f"({int(pd.Series(val).idxmin()) + 1}).")
-            preds = st.session_state.setdefault("housing.preds", {})
-            if job.job_id not in preds:
-                preds[job.job_id] = job_prep.to_dollars(job.models["Network"].predict(job_prep.x_dev, verbose=0))
-            st.plotly_chart(reg.predicted_vs_actual_figure(job_prep.price_dev, preds[job.job_id]),
-                            key="housing.scatter")
-        live.download_buttons(PAGE, job)
-        st.subheader("Compare runs")
-        live.compare_runs(PAGE, job_metric)
+            predicted = run.artifacts().get("Network/dev_predictions")
+            if predicted is not None:
+                st.plotly_chart(reg.predicted_vs_actual_figure(prep.price_dev, predicted), key="housing.scatter")
+        live.finished_footer(PAGE, run, "dev_mae", axes=("epochs", "std", "log", "batch", "stop"))
 
 # ----------------------------------------------------------------------------- other methods
 with tab_compare:
@@ -146,22 +143,17 @@ with tab_compare:
     c1, c2 = st.columns([1, 3])
     folds = url.select_slider("cv", "k-fold cross-validation on the training rows", [0, 3, 5, 10], 0, where=c2,
                               format_func=lambda k: "off" if k == 0 else f"{k} folds")
-    fit_baselines = c1.button("Fit the five methods", key="housing.baselines_go")
-    store = st.session_state.setdefault("housing.baselines", {})
-    key = setting + (int(folds),)
-    if fit_baselines:
-        with st.spinner("Fitting…"):
-            store[key] = reg.run_baselines(prep, seed=int(seed), cv_folds=int(folds))
-    table = store.get(key)
-    if table is None:
+    fitted = st.session_state.setdefault("housing.fitted", set())  # which settings this learner asked for
+    baseline_key = (spec.data, spec.secret, int(seed), drop_id, standardise, log_target, int(folds))
+    if c1.button("Fit the five methods", key="housing.baselines_go"):
+        fitted.add(baseline_key)
+    if baseline_key not in fitted:
         st.info("Press **Fit the five methods** (a few seconds; more with cross-validation).")
     else:
-        finished = [j for j in live.page_jobs(PAGE) if j.done and "Network" in j.models]
-        meta = st.session_state.get("housing.meta", {})
-        same = [j for j in finished if meta.get(j.job_id, {}).get("setting") == setting
-                and "dev_mae" in j.snapshot().models["Network"].results]
-        if same:
-            mp = same[-1].snapshot().models["Network"]
+        with st.spinner("Fitting…"):
+            table = baselines(baseline_key, prep, int(seed), int(folds))
+        if run is not None and run.done and "dev_mae" in run.snapshot().models.get("Network", _NO_RESULTS).results:
+            mp = run.snapshot().models["Network"]
             table = reg.with_network(table, "Network (course)", mp.results, sum(mp.epoch_seconds))
         else:
             st.caption("Train the network with these settings to add its row.")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP, qp
+from conftest import APP, own_runs, qp, run_registry
 
 from dnn2core import regression as reg
 
@@ -38,13 +38,14 @@ def test_tiny_run_then_baselines_with_the_network_row(no_local_data):
     assert "**1,000 training** and **1,274 dev** houses, **37 features**" in text(at)
     assert "**14,977 parameters**" in text(at)
     at.button(key="housing.start").click().run()
-    jobs = at.session_state["housing.jobs"]
-    assert len(jobs) == 1 and jobs[-1].join(120)
+    [key] = own_runs(at, "housing")
+    rec = run_registry().wait(key, 120)
     at.run()
     assert not at.exception, at.exception
-    snap = jobs[-1].snapshot()
-    assert snap.state == "done" and snap.models["Network"].epoch == 3
+    snap = run_registry().view(key).snapshot()
+    assert rec.state == "done" and snap.models["Network"].epoch == 3
     assert len(snap.models["Network"].history["val_mae"]) == 3
+    assert run_registry().store.artifacts(key)["Network/dev_predictions"].shape == (1274,)
     shown = {m.label: m.value for m in at.metric}
     mae = dollars(shown["Dev MAE"])
     assert mae == pytest.approx(snap.models["Network"].results["dev_mae"], abs=1)
@@ -57,7 +58,7 @@ def test_tiny_run_then_baselines_with_the_network_row(no_local_data):
     assert table.set_index("method").loc["Gradient boosting", "dev MAE ($)"] < 30_000
     # a toggle changes the URL and the code, never starts a run
     at.toggle(key="housing.log").set_value(True).run()
-    assert qp(at, "log") == "1" and len(at.session_state["housing.jobs"]) == 1
+    assert qp(at, "log") == "1" and len(run_registry().store.runs("housing")) == 1
     assert "np.log(training_observations)" in " ".join(c.value for c in at.code)
 
 
@@ -91,3 +92,26 @@ def test_bad_uploads_get_a_message_and_keep_the_settings(no_local_data):
     complete = len(reg.numeric_complete(good))
     n_train = reg.default_train_rows(complete)
     assert f"**{n_train:,} training** and **{complete - n_train:,} dev** houses" in text(at)
+
+
+def test_a_run_on_an_uploaded_file_is_private(no_local_data):
+    good = reg.load_ames().data.head(400)
+    mine = page(data="Upload a CSV", epochs="2")
+    mine.file_uploader(key="housing.upload").set_value(("mine.csv", _csv(good), "text/csv")).run()
+    mine.button(key="housing.start").click().run()
+    [key] = own_runs(mine, "housing")
+    assert run_registry().wait(key, 120).private
+    secret = qp(mine, "u")
+    assert len(secret) == 16
+    # another learner uploading the very same file gets their own secret: a different run, not this one
+    other = page(data="Upload a CSV", epochs="2")
+    other.file_uploader(key="housing.upload").set_value(("mine.csv", _csv(good), "text/csv")).run()
+    assert qp(other, "u") != secret
+    assert [b for b in other.button if b.key == "housing.start"], "the other learner must not see the private run"
+    # and the class results of a third learner never list it
+    from dnn2ui.live import class_frame
+    assert class_frame("housing", "dev_mae").empty
+    # the uploader's own link (with its secret) finds the run again after a refresh
+    again = page(data="Upload a CSV", epochs="2", u=secret)
+    again.file_uploader(key="housing.upload").set_value(("mine.csv", _csv(good), "text/csv")).run()
+    assert "Finished" in text(again)
