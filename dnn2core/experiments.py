@@ -18,7 +18,8 @@ from dnn2core import digits, models
 from dnn2core.data import Mnist
 from dnn2core.training import Budget, ModelRun
 
-__all__ = ["HOUSING_VERSION", "MNIST_VERSION", "housing_budget", "housing_prepare", "housing_runs", "housing_settings",
+__all__ = ["HOUSING_VERSION", "MNIST_VERSION", "SEQUENCES_VERSION", "sequences_budget", "sequences_runs",
+           "sequences_settings", "housing_budget", "housing_prepare", "housing_runs", "housing_settings",
            "mnist_budget", "mnist_runs", "mnist_settings"]
 
 MNIST_VERSION = 1
@@ -105,3 +106,42 @@ def housing_runs(prep, settings: Mapping[str, Any]) -> list[ModelRun]:
                                         target_offset=prep.target_offset),
                      reg.fit_kwargs(prep, int(settings["epochs"]), int(settings["batch"]), stop_patience=patience),
                      evaluate=partial(_housing_evaluate, prep=prep))]
+
+
+# --------------------------------------------------------------------------------------------
+# Forecasting traffic (Video 6)
+# --------------------------------------------------------------------------------------------
+
+SEQUENCES_VERSION = 1
+
+
+def sequences_settings(*, gap: int, policy: str, agg: str, hours: int, h: int, layout: str, extras: list[str],
+                       models: list[str], epochs: int, seed: int) -> dict[str, Any]:
+    """The forecasting page's result-changing settings (cleaning, windows, networks, training)."""
+    return {"gap": int(gap), "policy": policy, "agg": agg, "hours": int(hours), "h": int(h), "layout": layout,
+            "extras": list(extras), "models": list(models), "epochs": int(epochs), "seed": int(seed)}
+
+
+def sequences_budget() -> Budget:
+    from dnn2core import forecasting as fc
+
+    return Budget.from_env(max_epochs=fc.COURSE_EPOCHS, max_samples=20_000_000, max_seconds=1800.0)
+
+
+def _sequences_evaluate(model, X: np.ndarray, Y: np.ndarray) -> dict:
+    from dnn2core import forecasting as fc
+
+    predicted = np.asarray(fc.predict(model, X), dtype=np.float32)
+    s = fc.scores(predicted, Y)
+    return {"val_mse": s["mse"], "val_mae": s["mae"], "val_forecasts": predicted}
+
+
+def sequences_runs(prep, settings: Mapping[str, Any]) -> list[ModelRun]:
+    """Dense, SimpleRNN and/or LSTM (16 units) on the course's windows, MSE loss, batch 32."""
+    from dnn2core import forecasting as fc
+
+    return [ModelRun(kind, partial(fc.build_forecaster, kind, prep.input_shape, prep.f),
+                     dict(x=prep.X_train, y=prep.Y_train, epochs=int(settings["epochs"]), batch_size=fc.BATCH_SIZE,
+                          validation_data=(prep.X_val, prep.Y_val), shuffle=True),
+                     evaluate=partial(_sequences_evaluate, X=prep.X_val, Y=prep.Y_val))
+            for kind in settings["models"]]

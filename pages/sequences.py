@@ -1,15 +1,12 @@
 """Forecasting traffic: dense vs SimpleRNN vs LSTM against classical time-series models (Video 6, outcomes 5-6)."""
 
 import hashlib
-import os
-from functools import partial
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dnn2core import data, forecasting as fc, models, uploads
-from dnn2core.training import Budget, ModelRun
+from dnn2core import data, experiments, forecasting as fc, models, runs, uploads
 from dnn2ui import live
 from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
@@ -46,6 +43,11 @@ def read_upload(raw: bytes) -> pd.DataFrame:
 @st.cache_data(max_entries=8, show_spinner="Cleaning the series…")
 def clean_upload(frame: pd.DataFrame, time_col: str, value_col: str, max_gap: int, policy: str, aggregation: str):
     return fc.clean_hourly(frame, time_col, value_col, max_gap=max_gap, policy=policy, aggregation=aggregation)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def fingerprint(series: pd.Series) -> str:
+    return runs.data_fingerprint(series.index.asi8, series.to_numpy())
 
 
 @st.cache_data(max_entries=8, show_spinner="Windowing…")
@@ -147,6 +149,13 @@ except ValueError as exc:
     st.error(str(exc))
     stop_page()
 
+settings = experiments.sequences_settings(gap=max_gap, policy=policy, agg=aggregation, hours=hours, h=h, layout=layout,
+                                          extras=extras, models=chosen, epochs=epochs, seed=seed)
+spec = runs.RunSpec(PAGE, settings, data=fingerprint(series_all), version=experiments.SEQUENCES_VERSION,
+                    secret=live.private_secret() if source != SOURCES[0] else "")
+reference = (live.reference_run(PAGE, layout=layout, h=int(h), extras=list(extras))
+             or live.reference_run(PAGE, layout=layout) or live.reference_run(PAGE))
+
 tab_data, tab_train, tab_results, tab_cell, tab_code = st.tabs(
     ["Data and windows", "Train", "Results and forecasts", "The LSTM cell, opened", "Keras code"])
 
@@ -193,50 +202,32 @@ with tab_train:
     st.caption(f"Input shape {prep.input_shape}. Dense: {prep.input_shape[0] * prep.input_shape[1]}·16+16 + "
                f"16·24+24. SimpleRNN: 16·(features+16+1) + 408. LSTM: four such dense layers, "
                "4·16·(features+16+1) + 408. All: MSE loss, MAE metric, batch 32.")
-    start = live.start_button(PAGE, disabled=not chosen)
     if not chosen:
         st.warning("Choose at least one network.")
-    if start:
-        runs = []
-        for kind in chosen:
-            def evaluate(m, X=prep.X_val, Y=prep.Y_val):
-                s = fc.scores(fc.predict(m, X), Y)
-                return {"val_mse": s["mse"], "val_mae": s["mae"]}
-
-            runs.append(ModelRun(kind, partial(fc.build_forecaster, kind, prep.input_shape, prep.f),
-                                 dict(x=prep.X_train, y=prep.Y_train, epochs=int(epochs), batch_size=fc.BATCH_SIZE,
-                                      validation_data=(prep.X_val, prep.Y_val), shuffle=True),
-                                 evaluate=evaluate))
-        budget = Budget(max_epochs=fc.COURSE_EPOCHS, max_samples=20_000_000,
-                        max_seconds=float(os.environ.get("DNN2_JOB_SECONDS", "1800")))
-        job = live.start_job(PAGE, runs, budget=budget, seed=int(seed),
-                             label=f"{' + '.join(chosen)} · {epochs} ep · {layout} · h={h}"
-                                   + (f" · +{', '.join(extras)}" if extras else "") + f" · seed {seed}")
-        if job is not None:
-            st.session_state.setdefault("sequences.prepared", {})[job.job_id] = prep
-    job = live.job_panel(PAGE, ("loss", "mae"))
-    if job is None:
+    run = live.run_panel(PAGE, spec, lambda: experiments.sequences_runs(prep, settings),
+                         budget=experiments.sequences_budget(), seed=int(seed), disabled=not chosen,
+                         metrics=("loss", "mae"), reference=reference, seed_key=url.key("seed"),
+                         label=f"{' + '.join(chosen)} · {epochs} ep · {layout} · h={h}"
+                               + (f" · +{', '.join(extras)}" if extras else "") + f" · seed {seed}")
+    if run is None:
         st.info(f"Press **Start training**: the networks train one after another, curves update after every "
                 f"epoch (train dashed, validation solid, as in the course's figure). The course trained "
                 f"{fc.COURSE_EPOCHS} epochs; a few are enough to see the ranking start to form.")
-    elif job.done:
-        live.finished_footer(PAGE, job, "loss")
+    elif run.done:
+        live.finished_footer(PAGE, run, "val_mse", axes=("epochs", "layout", "h", "seed"))
 
 # ----------------------------------------------------------------------------- results
-store = st.session_state.setdefault("sequences.prepared", {})
-finished = [j for j in live.page_jobs(PAGE) if j.done and j.models and j.job_id in store]
-res_job = finished[-1] if finished else None
-res_prep = store[res_job.job_id] if res_job is not None else prep
+res_run = run if run is not None and run.done and run.model_names else None
+res_prep = prep
 
 forecasts: dict[str, np.ndarray] = {}
 kinds: dict[str, str] = {}
-if res_job is not None:
-    cache = st.session_state.setdefault("sequences.preds", {})
-    for name, m in res_job.models.items():
-        key = (res_job.job_id, name)
-        if key not in cache:
-            cache[key] = fc.predict(m, res_prep.X_val)
-        forecasts[name], kinds[name] = cache[key], "network"
+if res_run is not None:
+    stored = res_run.artifacts()
+    for name in res_run.model_names:
+        fcst = stored.get(f"{name}/val_forecasts")
+        if fcst is not None:
+            forecasts[name], kinds[name] = fcst, "network"
 for name, fcst in fc.baseline_forecasts(res_prep).items():
     forecasts[name], kinds[name] = fcst, "classical"
 arima_res = None
@@ -247,11 +238,11 @@ except (ValueError, np.linalg.LinAlgError) as exc:
     st.warning(f"The classical model could not be fitted here: {exc}")
 
 with tab_results:
-    if res_job is None:
+    if res_run is None:
         st.info("Train the networks to add them here; the classical baselines are already scored on the "
                 "validation windows they will face.")
     else:
-        st.caption(f"Networks from {res_job.snapshot().label}, scored on that run's validation windows.")
+        st.caption(f"Networks from {res_run.snapshot().label}, scored on that run's validation windows.")
     table = fc.results_table(forecasts, res_prep, kinds)
     st.dataframe(table, hide_index=True, key="sequences.results",
                  column_config={"val MSE": st.column_config.NumberColumn(format="%.2e"),
@@ -284,7 +275,7 @@ with tab_cell:
     st.latex(r"\sigma_1 = \sigma(A_{y1}y_{k-1} + A_{x1}X_k + b_1)\quad \sigma_2 = \sigma(A_{y2}y_{k-1} + "
              r"A_{x2}X_k + b_2)\quad U_k = \tanh(A_{yU}y_{k-1} + A_{xU}X_k + b_U)")
     st.latex(r"C_k = \sigma_1 C_{k-1} + \sigma_2 U_k \qquad y_k = \sigma_3 \tanh(C_k)")
-    lstm = res_job.models.get("LSTM") if res_job is not None else None
+    lstm = res_run.models.get("LSTM") if res_run is not None else None
     if lstm is None:
         st.info("Train a run that includes the LSTM; its gates are then computed here, step by step, from its "
                 "trained weights, for the validation window chosen under *Results and forecasts*.")

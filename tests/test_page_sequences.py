@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP, qp
+from conftest import APP, own_runs, run_registry, qp
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -47,11 +47,11 @@ def test_tiny_run_shows_curves_results_forecasts_and_gates(no_local_data):
     assert list(frame_with(at, "val MSE")["method"]) == ["Persistence", "Seasonal naive", "ARIMA(2,0,1)"]
 
     at.button(key="sequences.start").click().run()
-    jobs = at.session_state["sequences.jobs"]
-    assert len(jobs) == 1 and jobs[-1].join(120)
+    [key] = own_runs(at, "sequences")
+    run_registry().wait(key, 120)
     at.run()
     assert not at.exception, at.exception
-    snap = jobs[-1].snapshot()
+    snap = run_registry().view(key).snapshot()
     assert snap.state == "done", snap.message
     assert "Finished" in text(at)
     results = frame_with(at, "val MSE").set_index("method")
@@ -69,11 +69,11 @@ def test_tiny_run_shows_curves_results_forecasts_and_gates(no_local_data):
 
     # settings never retrain; the course's 500 epochs are one click away and land in the link
     at.slider(key="sequences.window").set_value(5).run()
-    assert qp(at, "window") == "5" and len(at.session_state["sequences.jobs"]) == 1
+    assert qp(at, "window") == "5" and len(run_registry().store.runs("sequences")) == 1
     at.button(key="sequences.course_epochs").click().run()
     assert at.select_slider(key="sequences.epochs").value == 500 and qp(at, "epochs") == "500"
     assert "epochs=500" in " ".join(c.value for c in at.code)
-    assert len(at.session_state["sequences.jobs"]) == 1
+    assert len(run_registry().store.runs("sequences")) == 1
 
 
 def _csv(times, values, tcol="date_time", vcol="traffic_volume") -> bytes:
