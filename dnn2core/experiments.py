@@ -125,7 +125,7 @@ def sequences_settings(*, gap: int, policy: str, agg: str, hours: int, h: int, l
 def sequences_budget() -> Budget:
     from dnn2core import forecasting as fc
 
-    return Budget.from_env(max_epochs=fc.COURSE_EPOCHS, max_samples=20_000_000, max_seconds=1800.0)
+    return Budget.from_env(max_epochs=fc.COURSE_EPOCHS, max_samples=20_000_000)
 
 
 def _sequences_evaluate(model, X: np.ndarray, Y: np.ndarray) -> dict:

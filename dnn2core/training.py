@@ -80,8 +80,9 @@ class Budget:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Budget":
-        """The server's budget: ``DNN2_JOB_SECONDS`` (default 900) and ``DNN2_IDLE_SECONDS`` (180),
-        read here only, so every page and the README agree; pages override epochs and samples."""
+        """The server's budget: ``DNN2_JOB_SECONDS`` (default 1800: the course's 500-epoch forecasting run
+        fits) and ``DNN2_IDLE_SECONDS`` (180), read here only, so every page and the README agree;
+        pages set only the epoch and sample caps of their experiment."""
         def read(name: str, default: float) -> float:
             raw = os.environ.get(name, "").strip()
             try:
@@ -90,7 +91,7 @@ class Budget:
                 value = default
             return value if value > 0 and math.isfinite(value) else default
 
-        values = {"max_seconds": read("DNN2_JOB_SECONDS", 900.0), "idle_seconds": read("DNN2_IDLE_SECONDS", 180.0)}
+        values = {"max_seconds": read("DNN2_JOB_SECONDS", 1800.0), "idle_seconds": read("DNN2_IDLE_SECONDS", 180.0)}
         values.update(overrides)
         return cls(**values)
 

@@ -1,12 +1,10 @@
 """Tricks of the trade: shuffling, early stopping and rare classes, each a one-minute experiment."""
 
-import os
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dnn2core import data, evaluation, plots
+from dnn2core import data, evaluation, plots, runs
 from dnn2core import tricks as tr
 from dnn2core.training import Budget
 from dnn2ui import live
@@ -14,7 +12,8 @@ from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
 
 PAGE = "tricks"
-SHUFFLE, STOP, PRIOR = "tricks.shuffle", "tricks.stop", "tricks.prior"  # one job list per experiment
+SHUFFLE, STOP, PRIOR = "tricks.shuffle", "tricks.stop", "tricks.prior"  # one run panel per experiment
+VERSION = 1
 url = UrlState(PAGE)
 st.title("Tricks of the trade")
 st.markdown("Three pieces of practitioners' lore from the course, each turned into an experiment on handwritten "
@@ -24,16 +23,29 @@ url.share_note()
 
 @st.cache_resource(show_spinner="Loading MNIST…")
 def mnist(where: str):
-    """Cached per data folder (read-only arrays, shared)."""
-    return data.load_mnist()
+    """Cached per data folder (read-only arrays, shared); the fingerprint is part of every run's key."""
+    loaded = data.load_mnist()
+    d = loaded.data
+    return loaded, runs.data_fingerprint(d.x_train, d.y_train, d.x_test, d.y_test)
 
 
-loaded = mnist(str(data.data_dir()))
+def spec(part: str, **settings) -> runs.RunSpec:
+    """One of the page's three experiments: its settings (the shared seed included) make the key."""
+    return runs.RunSpec(PAGE, {"part": part, **settings, "seed": int(seed)}, data=fingerprint, version=VERSION)
+
+
+loaded, fingerprint = mnist(str(data.data_dir()))
 data_banner(loaded.provenance)
 n_available = len(loaded.data.y_train)
 seed = url.number("seed", "Seed (subset, order and weights)", 0, 0, 1_000_000, step=1, where=st.columns([1, 3])[0])
-BUDGET = Budget(max_epochs=200, max_samples=20_000_000, max_seconds=float(os.environ.get("DNN2_JOB_SECONDS", "300")))
+BUDGET = Budget.from_env(max_epochs=200, max_samples=20_000_000)
 BATCHES = [8, 16, 32, 64, 128, 256, tr.FULL_BATCH]
+
+
+@st.cache_data(max_entries=16, show_spinner="Predicting…")
+def prior_predictions(key: str, factor: float, _setup, _x_val: np.ndarray) -> dict:
+    """The four stored models' validation predictions (and the moved threshold), once per run and factor."""
+    return tr.prior_predictions(live.view(key).models, _setup, _x_val, factor=factor)
 
 
 def batch_label(b: int) -> str:
@@ -69,15 +81,14 @@ with tab_shuffle:
                f"data every epoch, which would quietly undo the experiment. Validation uses 1,000 separate test "
                f"digits, not `validation_split`, which takes the *last* rows — with sorted data, only 9s. "
                f"The last batches of a sorted epoch hold digits {tr.last_batch_classes(ordered_y, int(min(sh_batch, n_shuffle)))}.")
-    go_shuffle = st.button("Start: sorted vs shuffled", type="primary", disabled=live.any_active(SHUFFLE),
-                           key="tricks.shuffle_go")
-    if go_shuffle:
-        lr = {"sgd": 0.05, "adam": 1e-3, "rmsprop": 1e-3}[sh_opt]
-        runs = tr.shuffling_runs(d_shuffle, epochs=int(sh_epochs), batch_size=int(sh_batch), optimizer=sh_opt,
-                                 learning_rate=lr, seed=int(seed), with_keras_shuffle=sh_keras)
-        live.start_job(SHUFFLE, runs, budget=BUDGET, seed=int(seed),
-                       label=f"{n_shuffle:,} digits · {sh_epochs} ep · batch {batch_label(sh_batch)} · {sh_opt}")
-    job = live.job_panel(SHUFFLE, ("loss", "accuracy"))
+    lr = {"sgd": 0.05, "adam": 1e-3, "rmsprop": 1e-3}[sh_opt]
+    job = live.run_panel(
+        SHUFFLE, spec("shuffle", n=int(n_shuffle), epochs=int(sh_epochs), batch=int(sh_batch), opt=sh_opt,
+                      keras=bool(sh_keras)),
+        lambda: tr.shuffling_runs(d_shuffle, epochs=int(sh_epochs), batch_size=int(sh_batch), optimizer=sh_opt,
+                                  learning_rate=lr, seed=int(seed), with_keras_shuffle=sh_keras),
+        budget=BUDGET, seed=int(seed), start_label="Start: sorted vs shuffled", seed_key=url.key("seed"),
+        label=f"{n_shuffle:,} digits · {sh_epochs} ep · batch {batch_label(sh_batch)} · {sh_opt}")
     if job is None:
         st.info("Press **Start** to train both runs one after the other; the curves share their axes.")
     elif job.done:
@@ -106,21 +117,20 @@ with tab_stop:
                               format_func=lambda v: f"{v:g}")
     es_compare = url.checkbox("es_compare", "Also train for every epoch (no early stopping)", True, where=c3)
     d_stop = tr.digit_data(loaded.data, int(n_stop), 1000, int(seed))
-    if st.button("Start: early stopping", type="primary", disabled=live.any_active(STOP), key="tricks.stop_go"):
-        runs = tr.early_stopping_runs(d_stop, max_epochs=int(es_epochs), patience=int(patience), batch_size=32,
-                                      hidden=int(es_hidden), learning_rate=float(es_lr), compare=es_compare)
-        job = live.start_job(STOP, runs, budget=BUDGET, seed=int(seed),
-                             label=f"{n_stop:,} digits · up to {es_epochs} ep · patience {patience}")
-        if job is not None:
-            st.session_state.setdefault("tricks.stop_max", {})[job.job_id] = int(es_epochs)
-    job = live.job_panel(STOP, ("loss", "accuracy"))
+    job = live.run_panel(
+        STOP, spec("stop", n=int(n_stop), epochs=int(es_epochs), patience=int(patience), hidden=int(es_hidden),
+                   lr=float(es_lr), compare=bool(es_compare)),
+        lambda: tr.early_stopping_runs(d_stop, max_epochs=int(es_epochs), patience=int(patience), batch_size=32,
+                                       hidden=int(es_hidden), learning_rate=float(es_lr), compare=es_compare),
+        budget=BUDGET, seed=int(seed), start_label="Start: early stopping", seed_key=url.key("seed"),
+        label=f"{n_stop:,} digits · up to {es_epochs} ep · patience {patience}")
     if job is None:
         st.info("Press **Start**. Watch the solid (validation) loss turn up while the dashed (training) loss keeps "
                 "falling.")
     elif job.done and "Early stopping" in job.snapshot().models:
         snap = job.snapshot()
         mp = snap.models["Early stopping"]
-        max_epochs = st.session_state.get("tricks.stop_max", {}).get(job.job_id, mp.requested_epochs)
+        max_epochs = int(es_epochs)  # the run shown is the run of these settings
         if mp.history.get("val_loss") and "final_val_loss" in mp.results:
             report = tr.early_stopping_report(mp.history, mp.results, max_epochs)
             c1, c2, c3, c4 = st.columns(4)
@@ -176,23 +186,18 @@ with tab_prior:
     st.caption(f"Class weights: digit {rare} weighs {setup.weights[int(rare)]:.1f}, the others about "
                f"{np.mean([w for c, w in setup.weights.items() if c != int(rare)]):.2f}. Prior factor for the "
                f"threshold: {setup.factor:.1f} (the other digits were on average that many times more common).")
-    if st.button("Start: four trainings", type="primary", disabled=live.any_active(PRIOR), key="tricks.prior_go"):
-        job = live.start_job(PRIOR, tr.prior_runs(setup, d_prior, epochs=int(pr_epochs)), budget=BUDGET,
-                             seed=int(seed), label=f"rare {rare} kept {keep:.0%} · {pr_epochs} ep")
-        if job is not None:
-            st.session_state.setdefault("tricks.prior_setup", {})[job.job_id] = (setup, d_prior)
-    job = live.job_panel(PRIOR, ("loss", "accuracy"))
+    job = live.run_panel(
+        PRIOR, spec("prior", rare=int(rare), keep=float(keep), n=int(n_prior), epochs=int(pr_epochs)),
+        lambda: tr.prior_runs(setup, d_prior, epochs=int(pr_epochs)), budget=BUDGET, seed=int(seed),
+        start_label="Start: four trainings", seed_key=url.key("seed"),
+        label=f"rare {rare} kept {keep:.0%} · {pr_epochs} ep")
     if job is None:
         st.info("Press **Start** to train without correction, with subsampling, duplication and class weights. "
                 "The moved threshold reuses the uncorrected model.")
     elif job.done and len(job.models) == 4:
-        job_setup, job_data = st.session_state.get("tricks.prior_setup", {}).get(job.job_id, (setup, d_prior))
+        job_setup, job_data = setup, d_prior  # the run shown is the run of these settings
         f = job_setup.factor if auto_factor else float(manual_factor)
-        cache = st.session_state.setdefault("tricks.prior_preds", {})
-        key = (job.job_id, f)
-        if key not in cache:
-            cache[key] = tr.prior_predictions(job.models, job_setup, job_data.x_val, factor=f)
-        preds = cache[key]
+        preds = prior_predictions(job.key, f, job_setup, job_data.x_val)
         y_val = job_data.y_val
         sizes_by_method = {name: len(y) for name, (_, y) in job_setup.sets.items()}
         sizes_by_method["Moved threshold"] = sizes_by_method["No correction"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP, qp
+from conftest import APP, own_runs, qp, run_registry
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -23,16 +23,15 @@ def text(at) -> str:
     return " ".join(m.value for m in at.markdown)
 
 
-def finish(at, button: str, jobs: str):
-    at.button(key=button).click().run()
+def finish(at, part: str):
+    at.button(key=f"tricks.{part}.start").click().run()
     assert not at.exception, at.exception
-    job = at.session_state[jobs][-1]
-    assert job.join(120)
+    [key] = own_runs(at, f"tricks.{part}")
+    rec = run_registry().wait(key, 120)
     at.run()
     assert not at.exception, at.exception
-    snap = job.snapshot()
-    assert snap.state == "done", snap.message
-    return snap
+    assert rec.state == "done" and rec.settings["part"] == part, rec.message
+    return run_registry().view(key).snapshot()
 
 
 def test_three_tiny_experiments(no_local_data):
@@ -40,7 +39,7 @@ def test_three_tiny_experiments(no_local_data):
               es_lr="0.01", es_hidden="64", pr_n="1000", pr_epochs="1", pr_keep="0.1", pr_class="7")
     assert "sample" in " ".join(i.value for i in at.info)
     # 1. shuffling: the sorted run learns far less than the shuffled one on the same budget
-    snap = finish(at, "tricks.shuffle_go", "tricks.shuffle.jobs")
+    snap = finish(at, "shuffle")
     assert list(snap.models) == ["Ordered by class", "Shuffled"]
     ordered = snap.models["Ordered by class"].history["val_accuracy"][-1]
     shuffled = snap.models["Shuffled"].history["val_accuracy"][-1]
@@ -49,7 +48,7 @@ def test_three_tiny_experiments(no_local_data):
     assert list(table["run"]) == ["Ordered by class", "Shuffled"]
     assert "shuffle=False" in " ".join(c.value for c in at.code)
     # 2. early stopping: the kept weights give the best epoch's validation loss
-    snap = finish(at, "tricks.stop_go", "tricks.stop.jobs")
+    snap = finish(at, "stop")
     assert set(snap.models) == {"Early stopping", "All epochs"}
     shown = {m.label: m.value for m in at.metric}
     assert shown["Validation loss of the kept weights"] == shown["Best validation loss"]
@@ -57,7 +56,7 @@ def test_three_tiny_experiments(no_local_data):
     assert int(shown["Best epoch"]) == val.index(min(val)) + 1
     assert "restore_best_weights" in text(at)
     # 3. rare classes: four trainings, five rows; the corrections raise the rare digit's recall
-    snap = finish(at, "tricks.prior_go", "tricks.prior.jobs")
+    snap = finish(at, "prior")
     assert list(snap.models) == ["No correction", "Subsampling", "Duplication", "Class weights"]
     summary = next(d.value for d in at.dataframe if "method" in d.value.columns).set_index("method")
     assert list(summary.index) == ["No correction", "Subsampling", "Duplication", "Class weights", "Moved threshold"]
@@ -65,7 +64,7 @@ def test_three_tiny_experiments(no_local_data):
     assert summary.loc["Subsampling", "training digits"] < summary.loc["No correction", "training digits"]
     at.selectbox(key="tricks.cm_of").set_value("Class weights").run()
     assert not at.exception
-    assert len(at.session_state["tricks.prior.jobs"]) == 1 and qp(at, "pr_class") == "7"
+    assert len(run_registry().store.runs("tricks")) == 3 and qp(at, "pr_class") == "7"
 
 
 def test_settings_travel_in_the_url_and_never_start_a_run(no_local_data):
@@ -76,5 +75,5 @@ def test_settings_travel_in_the_url_and_never_start_a_run(no_local_data):
     at.run()
     assert not at.exception
     assert qp(at, "sh_epochs") == "3" and qp(at, "sh_keras") == "1" and qp(at, "pr_class") == "5"
-    assert "tricks.shuffle.jobs" not in at.session_state or not at.session_state["tricks.shuffle.jobs"]
+    assert run_registry().store.runs("tricks") == []
     assert "epochs=3" in " ".join(c.value for c in at.code)
