@@ -18,11 +18,20 @@ from dnn2core import digits, models
 from dnn2core.data import Mnist
 from dnn2core.training import Budget, ModelRun
 
-__all__ = ["HOUSING_VERSION", "MNIST_VERSION", "SEQUENCES_VERSION", "sequences_budget", "sequences_runs",
+__all__ = ["housing_fingerprint", "mnist_fingerprint", "sequences_fingerprint", "sequences_prepare",
+           "sequences_series",
+           "HOUSING_VERSION", "MNIST_VERSION", "SEQUENCES_VERSION", "sequences_budget", "sequences_runs",
            "sequences_settings", "housing_budget", "housing_prepare", "housing_runs", "housing_settings",
            "mnist_budget", "mnist_runs", "mnist_settings"]
 
 MNIST_VERSION = 1
+
+
+def mnist_fingerprint(mnist: Mnist) -> str:
+    """The digits' content hash: the same MNIST anywhere gives the same run keys."""
+    from dnn2core.runs import data_fingerprint
+
+    return data_fingerprint(mnist.x_train, mnist.y_train, mnist.x_test, mnist.y_test)
 
 
 def mnist_settings(*, models: list[str], api: str, epochs: int, batch: int, opt: str, lr: float, n: int, val: float,
@@ -76,6 +85,12 @@ def housing_settings(*, epochs: int, batch: int, seed: int, noid: bool, std: boo
     return out
 
 
+def housing_fingerprint(df) -> str:
+    from dnn2core.runs import data_fingerprint
+
+    return data_fingerprint(df)
+
+
 def housing_budget() -> Budget:
     return Budget.from_env(max_epochs=5000, max_samples=50_000_000)
 
@@ -120,6 +135,29 @@ def sequences_settings(*, gap: int, policy: str, agg: str, hours: int, h: int, l
     """The forecasting page's result-changing settings (cleaning, windows, networks, training)."""
     return {"gap": int(gap), "policy": policy, "agg": agg, "hours": int(hours), "h": int(h), "layout": layout,
             "extras": list(extras), "models": list(models), "epochs": int(epochs), "seed": int(seed)}
+
+
+def sequences_fingerprint(series) -> str:
+    """The cleaned hourly series' content hash (timestamps and values)."""
+    from dnn2core.runs import data_fingerprint
+
+    return data_fingerprint(np.asarray(series.index.asi8), series.to_numpy())
+
+
+def sequences_series(table, settings: Mapping[str, Any]):
+    """The built-in series cleaned as the settings say (gaps, policy, aggregation)."""
+    from dnn2core import forecasting as fc
+
+    return fc.series_from_table(table, max_gap=int(settings["gap"]), policy=settings["policy"],
+                                aggregation=settings["agg"]).series
+
+
+def sequences_prepare(series, settings: Mapping[str, Any]):
+    """The course's windows (h in, 24 out), scaled on the training part, in the chosen layout."""
+    from dnn2core import forecasting as fc
+
+    return fc.prepare(fc.take_last(series, int(settings["hours"])), h=int(settings["h"]), layout=settings["layout"],
+                      extras=tuple(settings["extras"]))
 
 
 def sequences_budget() -> Budget:

@@ -38,6 +38,7 @@ __all__ = [
     "ModelRun",
     "QueueFull",
     "TrainingJob",
+    "build_locked",
     "default_max_jobs",
     "estimate_eta",
     "format_eta",
@@ -48,6 +49,12 @@ logger = logging.getLogger(__name__)
 
 # Keras model building is not thread-safe (tensorflow#39450, #35813): every build goes through this.
 BUILD_LOCK = threading.Lock()
+
+def build_locked(build: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Every Keras model build on the server goes through here: page summaries as well as jobs."""
+    with BUILD_LOCK:
+        return build(*args, **kwargs)
+
 
 # How often the batch callback copies the running means for the UI (seconds). Converting and
 # copying logs on every batch slows ``fit`` (tensorflow#37876); the UI polls once a second anyway.
@@ -711,8 +718,7 @@ class TrainingJob:
         if run.initial_model is not None:
             model = run.initial_model
         else:
-            with BUILD_LOCK:
-                model = run.build()
+            model = build_locked(run.build)
         if model is None or not hasattr(model, "fit"):
             raise ValueError(f"{run.name}: build() must return a Keras model, got {type(model).__name__}.")
         if getattr(model, "compiled", True) is False:
@@ -756,6 +762,62 @@ class TrainingJob:
         with self._lock:
             self._progress.models[run.name].state = "stopped" if (halted or capped) else "done"
 
+    # ---- progress, recorded by the Keras callback (the job owns its lock) --------------------
+
+    def stop_requested(self) -> bool:
+        return self._stop_event.is_set()
+
+    def _record_epoch_begin(self, name: str) -> None:
+        with self._lock:
+            mp = self._progress.models[name]
+            mp.batch = 0
+            mp.batch_logs = {}
+
+    def _record_batch(self, name: str, batches: int, samples: int, logs: dict | None, steps: int | None) -> None:
+        """Two ints on every batch (cheap, and the budget test needs them exact); the running means
+        only when ``logs`` is given (a few times a second: converting logs each batch slows fit)."""
+        with self._lock:
+            mp = self._progress.models[name]
+            mp.batch = batches
+            mp.samples_seen = samples
+            if logs is not None:
+                mp.batch_logs = {k: float(v) for k, v in logs.items()}
+                if steps:
+                    mp.steps = int(steps)
+
+    def _record_validating(self, name: str, validating: bool) -> None:
+        with self._lock:
+            self._progress.models[name].validating = validating
+
+    def _record_epoch(self, name: str, logs: dict, *, seconds: float, steps: int | None, partial: bool,
+                      samples_done: int, validation_cut: bool) -> None:
+        """Append a completed epoch to the history (every metric aligned by epoch). A partial epoch
+        (stopped mid-way) keeps only its running means; a validation pass cut short is NaN."""
+        with self._lock:
+            mp = self._progress.models[name]
+            if steps:
+                mp.steps = int(steps)
+            if partial:
+                mp.batch_logs = {k: float(v) for k, v in logs.items() if not k.startswith("val_")}
+                return
+            mp.samples_seen = samples_done
+            n_before = mp.epoch
+            for key, value in logs.items():
+                if validation_cut and key.startswith("val_"):
+                    value = float("nan")  # validation was cut short: not a real measurement
+                try:
+                    value = float(value)
+                except (TypeError, ValueError):
+                    continue
+                mp.history.setdefault(key, [float("nan")] * n_before).append(value)
+            for values in mp.history.values():
+                if len(values) < n_before + 1:
+                    values.append(float("nan"))
+            mp.epoch = n_before + 1
+            mp.epoch_seconds.append(seconds)
+            mp.batch = 0
+            mp.batch_logs = {}
+
     def _set_params(self, name: str, model: "keras.Model") -> None:
         try:
             params = int(model.count_params())
@@ -788,25 +850,24 @@ def _make_progress_callback(job: TrainingJob, name: str, plan: _FitPlan) -> Any:
     import keras
 
     class _ProgressCallback(keras.callbacks.Callback):
-        """Writes plain progress into the job and enforces its budget at batch granularity.
+        """Counts batches and epochs and hands them to the job, which owns the locked progress and
+        the budget; Keras' own stop flags are set here because only the callback holds the model.
 
         ``async_safe``: Keras may run the batch hooks in its own thread pool, so fit() never
         waits for them (a synchronous batch hook blocks every step on its result and cost the
-        CNN about 19% in bench/bench_mnist.py). Everything here takes the job's lock; Stop sets
-        ``model.stop_training`` directly (TrainingJob._halt), so it does not wait for a hook.
+        CNN about 19% in bench/bench_mnist.py). Stop sets ``model.stop_training`` directly
+        (TrainingJob._halt), so it does not wait for a hook.
         """
 
         async_safe = True
 
         def __init__(self) -> None:
             super().__init__()
-            self._mp = job._progress.models[name]
             self._last_flush = 0.0
             self._epoch_start = time.monotonic()
             self._batches = 0  # completed batches in this epoch
             self._stopped_in_epoch = False
             self._stopped_in_validation = False
-            self._epochs_done = 0
             self._samples_done = 0  # samples of completed epochs
 
         def _samples_in_epoch(self) -> int:
@@ -831,41 +892,33 @@ def _make_progress_callback(job: TrainingJob, name: str, plan: _FitPlan) -> Any:
             self._batches = 0
             self._stopped_in_epoch = False
             self._stopped_in_validation = False
-            with job._lock:
-                self._mp.batch = 0
-                self._mp.batch_logs = {}
+            job._record_epoch_begin(name)
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
             # Keras 3 passes the step index of the last batch run (several with steps_per_execution).
             self._batches = batch + 1
             samples = self._samples_done + self._samples_in_epoch()
             now = time.monotonic()
-            with job._lock:  # two ints: cheap, and the stop test needs them exact
-                self._mp.batch = self._batches
-                self._mp.samples_seen = samples
-                if now - self._last_flush >= PROGRESS_INTERVAL:
-                    self._last_flush = now
-                    self._mp.batch_logs = {k: float(v) for k, v in (logs or {}).items()}
-                    if self.params and self.params.get("steps"):
-                        self._mp.steps = int(self.params["steps"])
+            flush = now - self._last_flush >= PROGRESS_INTERVAL
+            if flush:
+                self._last_flush = now
+            steps = (self.params or {}).get("steps")
+            job._record_batch(name, self._batches, samples, logs if flush else None, steps)
             reason = job._check_budget(samples)
             if reason is not None:
-                with job._lock:  # the last running means before stopping
-                    self._mp.batch_logs = {k: float(v) for k, v in (logs or {}).items()}
+                job._record_batch(name, self._batches, samples, logs, steps)  # the last running means
                 self._request_stop(reason, evaluating=False)
 
         def on_test_begin(self, logs: dict | None = None) -> None:
-            with job._lock:
-                self._mp.validating = True
+            job._record_validating(name, True)
             # fit() still runs validation after a stop; Keras resets stop_evaluating just before
             # this hook, so setting it here limits that pass to a single batch.
-            if self.model.stop_training and (self._stopped_in_epoch or job._stop_event.is_set()):
+            if self.model.stop_training and (self._stopped_in_epoch or job.stop_requested()):
                 self.model.stop_evaluating = True
                 self._stopped_in_validation = True
 
         def on_test_end(self, logs: dict | None = None) -> None:
-            with job._lock:
-                self._mp.validating = False
+            job._record_validating(name, False)
 
         def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
             if self.model.stop_evaluating:
@@ -875,39 +928,16 @@ def _make_progress_callback(job: TrainingJob, name: str, plan: _FitPlan) -> Any:
                 self._request_stop(reason, evaluating=True)
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            logs = dict(logs or {})
             seconds = time.monotonic() - self._epoch_start
             steps = (self.params or {}).get("steps")
             partial = self._stopped_in_epoch and (not steps or self._batches < steps)
-            with job._lock:
-                mp = self._mp
-                if steps:
-                    mp.steps = int(steps)
-                if partial:  # keep only complete epochs in the history; running means stay visible
-                    mp.batch_logs = {k: float(v) for k, v in logs.items() if not k.startswith("val_")}
-                    return
-                self._epochs_done += 1
+            if not partial:
                 if plan.samples_per_epoch is not None:
                     self._samples_done += plan.samples_per_epoch
                 else:
                     self._samples_done += self._samples_in_epoch()
-                mp.samples_seen = self._samples_done
-                n_before = mp.epoch
-                for key, value in logs.items():
-                    if self._stopped_in_validation and key.startswith("val_"):
-                        value = float("nan")  # validation was cut short: not a real measurement
-                    try:
-                        value = float(value)
-                    except (TypeError, ValueError):
-                        continue
-                    mp.history.setdefault(key, [float("nan")] * n_before).append(value)
-                for values in mp.history.values():  # keep every metric aligned by epoch
-                    if len(values) < n_before + 1:
-                        values.append(float("nan"))
-                mp.epoch = n_before + 1
-                mp.epoch_seconds.append(seconds)
-                mp.batch = 0
-                mp.batch_logs = {}
-                self._last_flush = 0.0
+            job._record_epoch(name, dict(logs or {}), seconds=seconds, steps=steps, partial=partial,
+                              samples_done=self._samples_done, validation_cut=self._stopped_in_validation)
+            self._last_flush = 0.0
 
     return _ProgressCallback()

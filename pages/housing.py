@@ -30,7 +30,7 @@ def builtin(where: str):
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def fingerprint(df: pd.DataFrame) -> str:
-    return runs.data_fingerprint(df)
+    return experiments.housing_fingerprint(df)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dnn2core import data, digits, evaluation, experiments, models, plots, runs, uploads
+from dnn2core.training import build_locked
 from dnn2ui import live
 from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
@@ -23,13 +24,12 @@ def mnist(where: str):
     """Keyed by the data folder: a server whose DNN2_DATA_DIR changes loads the right set. The
     fingerprint (a content hash) is part of every run's key."""
     loaded = data.load_mnist()
-    d = loaded.data
-    return loaded, runs.data_fingerprint(d.x_train, d.y_train, d.x_test, d.y_test)
+    return loaded, experiments.mnist_fingerprint(loaded.data)
 
 
 @st.cache_resource(show_spinner="Building the models…")
 def summaries(api: str):
-    built = {"Dense": models.build_mnist_dense(api), "CNN": models.build_mnist_cnn(api)}
+    built = {"Dense": build_locked(models.build_mnist_dense, api), "CNN": build_locked(models.build_mnist_cnn, api)}
     return {name: (models.summary_frame(m), models.param_totals(m), models.first_conv_arithmetic(m))
             for name, m in built.items()}
 

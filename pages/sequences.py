@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dnn2core import data, experiments, forecasting as fc, models, runs, uploads
+from dnn2core.training import build_locked
 from dnn2ui import live
 from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
@@ -47,7 +48,7 @@ def clean_upload(frame: pd.DataFrame, time_col: str, value_col: str, max_gap: in
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def fingerprint(series: pd.Series) -> str:
-    return runs.data_fingerprint(series.index.asi8, series.to_numpy())
+    return experiments.sequences_fingerprint(series)
 
 
 @st.cache_data(max_entries=8, show_spinner="Windowing…")
@@ -65,7 +66,7 @@ def arima(scaled: np.ndarray, fit_end: int, origins: np.ndarray, f: int, choice:
 def model_table(shape: tuple[int, int]) -> pd.DataFrame:
     rows = []
     for kind in fc.MODEL_KINDS:
-        m = fc.build_forecaster(kind, shape)
+        m = build_locked(fc.build_forecaster, kind, shape)
         rows.append({"model": kind, "layers": " → ".join(type(l).__name__ for l in m.layers),
                      "params (Keras)": models.param_totals(m)["total"],
                      "params (formula)": fc.expected_params(kind, shape)})

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dnn2core import data, evaluation, plots, runs
+from dnn2core import data, evaluation, experiments, plots, runs
 from dnn2core import tricks as tr
 from dnn2core.training import Budget
 from dnn2ui import live
@@ -25,8 +25,7 @@ url.share_note()
 def mnist(where: str):
     """Cached per data folder (read-only arrays, shared); the fingerprint is part of every run's key."""
     loaded = data.load_mnist()
-    d = loaded.data
-    return loaded, runs.data_fingerprint(d.x_train, d.y_train, d.x_test, d.y_test)
+    return loaded, experiments.mnist_fingerprint(loaded.data)
 
 
 def spec(part: str, **settings) -> runs.RunSpec:

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 import urllib.error
@@ -87,7 +88,11 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.health_timeout = health_timeout
         self.log_path = log_path or ARTIFACTS / "server.log"
-        self.env = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ, "DNN2_OFFLINE": "1", **(env or {})}
+        # A fresh run store per server (never the machine's ~/.dnn2/runs), and a short idle budget so
+        # the browser checks can prove that a run outlives a page switch but not an abandoned tab.
+        self._runs_dir = tempfile.mkdtemp(prefix="dnn2-e2e-runs-")
+        self.env = {"TF_CPP_MIN_LOG_LEVEL": "2", "DNN2_IDLE_SECONDS": "20", **os.environ, "DNN2_OFFLINE": "1",
+                    "DNN2_RUNS_DIR": self._runs_dir, **(env or {})}
         self.python = python or sys.executable
         self.address = address  # None: Streamlit's default, exactly as `make run` starts it
         self.proc: subprocess.Popen | None = None

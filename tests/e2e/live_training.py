@@ -4,6 +4,8 @@
   its curves appear without the learner touching anything.
 - A widget change must not silently re-run a training: the run count stays the same.
 - Stop must stop: the run ends within about a batch, the page says so, the history is kept.
+- A reload (a new session) shows the finished run from the run store at once.
+- A run keeps training while its learner is on another page, past the idle budget.
 
 Called from run_e2e.py; can also run alone: .venv/bin/python tests/e2e/live_training.py
 """
@@ -41,7 +43,7 @@ def check_mnist_live(browser, base_url: str, timeout: float = 180.0) -> list[str
         finish_s = time.perf_counter() - t0
         wait_for_app_idle(page, timeout)
         text = _text(page)
-        if "Run 1" not in text:
+        if "Dense · 2 ep" not in text:
             problems.append("the finished run is not shown")
         if page.locator('[data-testid="stPlotlyChart"]').count() < 2:
             problems.append("no training curves after the run")
@@ -49,16 +51,36 @@ def check_mnist_live(browser, base_url: str, timeout: float = 180.0) -> list[str
         wait_for_rerun(page, lambda: page.get_by_text("functional", exact=True).first.click(), timeout)
         time.sleep(1.5)  # give a (wrongly) restarted job time to show up
         text = _text(page)
-        if "Run 2" in text or "Waiting for a free training slot" in text or "🏃" in text:
+        if "Waiting for a free training slot" in text or "🏃" in text:
             problems.append("changing a widget started another training")
         if "api=functional" not in page.url:
             problems.append(f"the URL did not follow the widget: {page.url}")
         page.screenshot(path=str(ARTIFACTS / "mnist_live_finished.png"), full_page=True)
 
-        # Stop: a long run, stopped once it has completed an epoch
+        # a refresh (a new Streamlit session) shows the stored run at once, nobody presses Start
+        page.goto(base_url + "/mnist?n=500&epochs=2&models=Dense&seed=1", wait_until="domcontentloaded")
+        t0 = time.perf_counter()
+        page.get_by_text(re.compile(r"Finished in")).first.wait_for(timeout=timeout * 1000)
+        refresh_s = time.perf_counter() - t0
+        wait_for_app_idle(page, timeout)
+        if page.get_by_role("button", name="Start training").count():
+            problems.append("after a reload the stored run was not shown (Start offered again)")
+        print(f"  refresh: the finished run was back on screen {refresh_s:.2f} s after the reload")
+
+        # a long run keeps training while its learner reads another page of the same session
         page.goto(base_url + "/mnist?n=4000&epochs=20&models=CNN&batch=16&seed=2", wait_until="domcontentloaded")
         wait_for_app_idle(page, timeout)
         page.get_by_role("button", name="Start training").click()
+        page.get_by_text(re.compile(r"epoch \d+/20")).first.wait_for(timeout=timeout * 1000)
+        page.locator('[data-testid="stSidebarNav"]').get_by_text("House prices").click()
+        page.get_by_role("heading", name="House prices").first.wait_for(timeout=timeout * 1000)
+        time.sleep(30)  # longer than the server's idle budget (DNN2_IDLE_SECONDS=20)
+        page.locator('[data-testid="stSidebarNav"]').get_by_text("MNIST: dense vs CNN").click()
+        page.get_by_text(re.compile(r"epoch \d+/20")).first.wait_for(timeout=timeout * 1000)
+        if "abandoned" in _text(page):
+            problems.append("a run was abandoned while its learner was on another page")
+
+        # Stop: the same long run, stopped once it has completed an epoch
         page.get_by_text(re.compile(r"epoch [2-9]\d*/20")).first.wait_for(timeout=timeout * 1000)
         stop = page.get_by_role("button", name="Stop")
         t0 = time.perf_counter()
