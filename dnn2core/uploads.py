@@ -67,6 +67,7 @@ def _decode(data: bytes, max_pixels: int) -> Image.Image:
     with warnings.catch_warnings():
         # Our own limit (checked before decoding) is stricter than Pillow's warning.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on damaged metadata: the result says enough
         try:
             im = Image.open(io.BytesIO(data), formats=list(IMAGE_FORMATS))
         except Image.DecompressionBombError:
@@ -258,19 +259,20 @@ def _member_problem(info: zipfile.ZipInfo) -> str | None:
     """Why a zip member refuses the whole archive (zip-slip, links, unreadable), or None."""
     name = info.filename.replace("\\", "/")
     shown = repr(name[:60] + ("…" if len(name) > 60 else ""))
+    inside = " A zip may only contain files inside its own folders."
     if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        return f"{shown} is an absolute path"
+        return f"Refused: {shown} is an absolute path." + inside
     parts = PurePosixPath(name).parts
     if ".." in parts:
-        return f"{shown} points outside the archive (../)"
-    if "\x00" in name or any(len(p) > MAX_NAME_CHARS for p in parts):
-        return f"{shown} has a name that is too long or invalid"
+        return f"Refused: {shown} points outside the archive (../)." + inside
     if (info.external_attr >> 16) & 0o170000 == stat.S_IFLNK:
-        return f"{shown} is a symbolic link"
+        return f"Refused: {shown} is a symbolic link." + inside
+    if "\x00" in name or any(len(p) > MAX_NAME_CHARS for p in parts):
+        return f"Refused: {shown} has a name that is too long or invalid."
     if info.flag_bits & 0x1:
-        return f"{shown} is password-protected"
+        return f"Refused: {shown} is password-protected."
     if info.compress_type not in _READABLE_METHODS:
-        return f"{shown} uses a compression method we cannot read (use plain zip/Deflate)"
+        return f"Refused: {shown} uses a compression method we cannot read (save it as a plain zip)."
     return None
 
 
@@ -286,7 +288,7 @@ def _zip_failure(exc: BaseException) -> str:
     if isinstance(exc, RuntimeError):
         return "A file in the zip is password-protected."
     if isinstance(exc, NotImplementedError):
-        return "A file in the zip uses a compression method we cannot read (use plain zip/Deflate)."
+        return "A file in the zip uses a compression method we cannot read (save it as a plain zip)."
     if isinstance(exc, (zipfile.BadZipFile, zlib.error, EOFError)):
         return "The zip is damaged (a file in it is incomplete or failed its checksum)."
     if isinstance(exc, OSError):
@@ -328,7 +330,7 @@ def extract_zip(source: bytes | str | Path, dest: str | Path, *, max_bytes: int 
         for info in infos:
             why = _member_problem(info)
             if why is not None:
-                raise UploadError(f"Refused: {why}. A zip may only contain files inside its own folders.")
+                raise UploadError(why)
         chosen = [i for i in infos if _wanted(i, suffixes) and i.file_size <= max_file_bytes]
         total = sum(i.file_size for i in chosen)
         if total > max_uncompressed:
