@@ -28,7 +28,20 @@ def mnist(where: str):
     return data.load_mnist()
 
 
-loaded = mnist(str(data.data_dir()))
+@st.cache_resource(max_entries=6, show_spinner=False)
+def digits(where: str, n: int, seed: int) -> tr.DigitData:
+    """A subset per setting, shared read-only and bounded: a link asking for 60,000 digits on all three
+    tabs no longer rebuilds (and holds per session) hundreds of MB on every rerun."""
+    return tr.digit_data(mnist(where).data, n, 1000, seed)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def prior(where: str, n: int, rare: int, keep: float, seed: int) -> tr.PriorSetup:
+    return tr.prior_setup(digits(where, n, seed), rare, keep, seed)
+
+
+WHERE = str(data.data_dir())
+loaded = mnist(WHERE)
 data_banner(loaded.provenance)
 n_available = len(loaded.data.y_train)
 seed = url.number("seed", "Seed (subset, order and weights)", 0, 0, 1_000_000, step=1, where=st.columns([1, 3])[0])
@@ -61,10 +74,10 @@ with tab_shuffle:
     sh_opt = url.selectbox("sh_opt", "Optimizer", ["sgd", "adam", "rmsprop"], "sgd", where=c2)
     sh_keras = url.checkbox("sh_keras", "Also: sorted data with fit(shuffle=True)", False, where=c3,
                             help="Keras' fit() reshuffles every epoch by default, which undoes the sorting.")
-    d_shuffle = tr.digit_data(loaded.data, int(n_shuffle), 1000, int(seed))
-    ordered_y = tr.order_by_class(d_shuffle.x_train, d_shuffle.y_train)[1]
-    st.plotly_chart(tr.order_figure(ordered_y, tr.shuffle_together(d_shuffle.x_train, d_shuffle.y_train,
-                                                                     int(seed))[1]), key="tricks.order")
+    d_shuffle = digits(WHERE, int(n_shuffle), int(seed))
+    ordered_y = d_shuffle.y_train[tr.class_order(d_shuffle.y_train)]
+    shuffled_y = d_shuffle.y_train[tr.shuffled_order(len(d_shuffle.y_train), int(seed))]
+    st.plotly_chart(tr.order_figure(ordered_y, shuffled_y), key="tricks.order")
     st.caption(f"The sorted run passes `shuffle=False` to `fit()`: by default Keras reshuffles the training "
                f"data every epoch, which would quietly undo the experiment. Validation uses 1,000 separate test "
                f"digits, not `validation_split`, which takes the *last* rows — with sorted data, only 9s. "
@@ -105,7 +118,7 @@ with tab_stop:
     es_lr = url.select_slider("es_lr", "Adam learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], 3e-3, where=c3,
                               format_func=lambda v: f"{v:g}")
     es_compare = url.checkbox("es_compare", "Also train for every epoch (no early stopping)", True, where=c3)
-    d_stop = tr.digit_data(loaded.data, int(n_stop), 1000, int(seed))
+    d_stop = digits(WHERE, int(n_stop), int(seed))
     if st.button("Start: early stopping", type="primary", disabled=live.any_active(STOP), key="tricks.stop_go"):
         runs = tr.early_stopping_runs(d_stop, max_epochs=int(es_epochs), patience=int(patience), batch_size=32,
                                       hidden=int(es_hidden), learning_rate=float(es_lr), compare=es_compare)
@@ -164,9 +177,10 @@ with tab_prior:
     auto_factor = url.toggle("pr_auto", "Threshold factor from the priors", True, where=c3)
     manual_factor = url.select_slider("pr_factor", "Threshold factor", [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0], 10.0,
                                       where=c3, disabled=auto_factor, format_func=lambda v: f"x{v:g}")
-    d_prior = tr.digit_data(loaded.data, int(n_prior), 1000, int(seed))
+    d_prior = digits(WHERE, int(n_prior), int(seed))
+    prior_key = (WHERE, int(n_prior), int(rare), float(keep), int(seed))  # sessions keep this, not the arrays
     try:
-        setup = tr.prior_setup(d_prior, int(rare), float(keep), int(seed))
+        setup = prior(*prior_key)
     except ValueError as exc:
         st.error(str(exc))
         st.stop()
@@ -180,13 +194,14 @@ with tab_prior:
         job = live.start_job(PRIOR, tr.prior_runs(setup, d_prior, epochs=int(pr_epochs)), budget=BUDGET,
                              seed=int(seed), label=f"rare {rare} kept {keep:.0%} · {pr_epochs} ep")
         if job is not None:
-            st.session_state.setdefault("tricks.prior_setup", {})[job.job_id] = (setup, d_prior)
+            st.session_state.setdefault("tricks.prior_setup", {})[job.job_id] = prior_key
     job = live.job_panel(PRIOR, ("loss", "accuracy"))
     if job is None:
         st.info("Press **Start** to train without correction, with subsampling, duplication and class weights. "
                 "The moved threshold reuses the uncorrected model.")
     elif job.done and len(job.models) == 4:
-        job_setup, job_data = st.session_state.get("tricks.prior_setup", {}).get(job.job_id, (setup, d_prior))
+        job_key = st.session_state.get("tricks.prior_setup", {}).get(job.job_id, prior_key)
+        job_setup, job_data = prior(*job_key), digits(job_key[0], job_key[1], job_key[4])
         f = job_setup.factor if auto_factor else float(manual_factor)
         cache = st.session_state.setdefault("tricks.prior_preds", {})
         key = (job.job_id, f)
