@@ -40,15 +40,13 @@ from dnn2core import uploads
 from dnn2core.data import Provenance
 from dnn2core.pretrained import BASES, WeightsInfo, build_base, preprocess
 from dnn2core.pretrained import spec as _spec
-from dnn2core.training import JobStopped
+from dnn2core.training import JobStopped, ModelRun
 from dnn2core.uploads import MAX_ZIP_BYTES, UploadError
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
     import pandas
     import tensorflow as tf
-
-    from dnn2core.training import ModelRun
 
 CLASS_NAMES = ("cat", "dog")  # label 0 = cat, 1 = dog (alphabetical, as image_dataset_from_directory)
 FILTERED_URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
@@ -712,6 +710,107 @@ def run_name(approach: str, spec: RunSpec, info: WeightsInfo | None) -> str:
     return name
 
 
+Trained = dict  # run name -> the model its job built (and trains in place); read by later runs and predictors
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One approach's run, how to ask its trained model about images, and what kind it is."""
+
+    run: ModelRun
+    predict: Callable[[np.ndarray], np.ndarray]  # uint8 images -> P(dog)
+    kind: str
+
+
+def _full_predictor(trained: Trained, name: str) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda x: trained[name].predict(x.astype(np.float32), verbose=0).ravel()
+
+
+def _scratch_step(spec: RunSpec, fit: dict, trained: Trained) -> PlanStep:
+    """The course's network trained from scratch (or its deeper variant)."""
+    name = run_name("From scratch", spec, None)
+    shape = (spec.image_size, spec.image_size, 3)
+
+    def build():
+        trained[name] = build_catsdogs_scratch(shape, spec.deeper, spec.scratch_augmentation, spec.dropout)
+        return trained[name]
+
+    return PlanStep(ModelRun(name, build, dict(fit, epochs=spec.epochs)), _full_predictor(trained, name), "scratch")
+
+
+def _cached_frozen_step(spec: RunSpec, prepared: Prepared, arch: str, shared: "keras.Model", info: WeightsInfo,
+                        store: FeatureStore, trained: Trained, should_stop: Callable[[], bool] | None) -> PlanStep:
+    """The fast path: extract the frozen base's features once, then train only the head on them."""
+    name = run_name(f"{BASES[arch].label} frozen", spec, info)
+
+    def build():
+        store.fill(shared, prepared.x_train, prepared.x_val, should_stop=should_stop)
+        trained[name] = build_head(store.x_train.shape[1:], BASES[arch].pooling)
+        return trained[name]
+
+    def predict(x):
+        return trained[name].predict(extract_features(shared, arch, x), verbose=0).ravel()
+
+    fit = dict(x=store.x_train, y=prepared.y_train, batch_size=spec.batch_size, shuffle=True, epochs=spec.epochs,
+               validation_data=(store.x_val, prepared.y_val))
+    return PlanStep(ModelRun(name, build, fit), predict, "frozen (cached features)")
+
+
+def _full_frozen_step(spec: RunSpec, arch: str, shared: "keras.Model", info: WeightsInfo, fit: dict,
+                      trained: Trained) -> PlanStep:
+    """The frozen base inside the model (needed with augmentation): a private copy of the shared base."""
+    name = run_name(f"{BASES[arch].label} frozen", spec, info)
+    shape = (spec.image_size, spec.image_size, 3)
+
+    def build():
+        trained[name] = build_transfer(arch, input_shape=shape, augmentation=spec.frozen_augmentation,
+                                       base=copy_base(shared))
+        return trained[name]
+
+    return PlanStep(ModelRun(name, build, dict(fit, epochs=spec.epochs)), _full_predictor(trained, name),
+                    "frozen (full model)")
+
+
+def _finetune_step(spec: RunSpec, arch: str, shared: "keras.Model", info: WeightsInfo, fit: dict,
+                   trained: Trained) -> PlanStep:
+    """Fine-tuning starts from the frozen run's trained model (a copy, so that one stays comparable)."""
+    frozen_name = run_name(f"{BASES[arch].label} frozen", spec, info)
+    name = run_name(f"{BASES[arch].label} fine-tuned", spec, info)
+
+    def build():
+        frozen = trained.get(frozen_name)
+        if frozen is None:
+            raise ValueError("Fine-tuning needs the frozen-base model, which did not train.")
+        if frozen.name == "head":  # fast path: put the trained head on a private copy of the base
+            model = transfer_from_head(copy_base(shared), frozen, arch, spec.image_size)
+        else:
+            model = copy_model(frozen)
+        trained[name] = unfreeze_top(model, 4, spec.finetune_learning_rate)
+        return trained[name]
+
+    return PlanStep(ModelRun(name, build, dict(fit, epochs=spec.finetune_epochs)), _full_predictor(trained, name),
+                    "fine-tuned")
+
+
+def _ordered_approaches(spec: RunSpec, prepared: Prepared) -> tuple[list[str], bool, list[str]]:
+    """(approaches in the course's order, whether the fast path is used, notes for the learner)."""
+    approaches = [a for a in APPROACHES if a in spec.approaches]
+    if not approaches:
+        raise ValueError("Choose at least one approach.")
+    notes: list[str] = []
+    if "VGG16 fine-tuned" in approaches and "VGG16 frozen" not in approaches:
+        approaches.insert(approaches.index("VGG16 fine-tuned"), "VGG16 frozen")
+        notes.append("Fine-tuning starts from a trained frozen-base model, so 'VGG16 frozen' trains first.")
+    fast = spec.fast_path and not spec.frozen_augmentation
+    if spec.fast_path and spec.frozen_augmentation:
+        notes.append("Augmentation changes every image on every epoch, so cached features cannot be used: the frozen "
+                     "base runs inside the model (slower on CPU).")
+    if fast and not prepared.in_memory:
+        fast = False
+        notes.append("The training set is too large to hold its features in memory: the frozen base runs inside the model.")
+    return approaches, fast, notes
+
+
 def make_plan(spec: RunSpec, prepared: Prepared, bases: dict[str, tuple["keras.Model", WeightsInfo]],
               stores: dict[str, FeatureStore] | None = None,
               should_stop: Callable[[], bool] | None = None) -> CatsDogsPlan:
@@ -720,97 +819,30 @@ def make_plan(spec: RunSpec, prepared: Prepared, bases: dict[str, tuple["keras.M
     ``bases`` maps "vgg16"/"mobilenet_v2" to the shared (read-only) base and its weights info;
     ``stores`` maps arch to the server's FeatureStore for this image set (the fast path);
     ``should_stop`` lets a long feature extraction end early (see ``job_should_stop``)."""
-    from dnn2core.training import ModelRun
-
-    approaches = [a for a in APPROACHES if a in spec.approaches]
-    if not approaches:
-        raise ValueError("Choose at least one approach.")
-    notes: list[str] = []
-    if "VGG16 fine-tuned" in approaches and "VGG16 frozen" not in approaches:
-        approaches.insert(approaches.index("VGG16 fine-tuned"), "VGG16 frozen")
-        notes.append("Fine-tuning starts from a trained frozen-base model, so 'VGG16 frozen' trains first.")
-    size = prepared.image_size
-    shape = (size, size, 3)
-    fast = spec.fast_path and not spec.frozen_augmentation
-    if spec.fast_path and spec.frozen_augmentation:
-        notes.append("Augmentation changes every image on every epoch, so cached features cannot be used: the frozen "
-                     "base runs inside the model (slower on CPU).")
-    if fast and not prepared.in_memory:
-        fast = False
-        notes.append("The training set is too large to hold its features in memory: the frozen base runs inside the model.")
+    approaches, fast, notes = _ordered_approaches(spec, prepared)
     stores = dict(stores or {})
-    train_kwargs = prepared.train_inputs(spec.batch_size, spec.seed)
-    val = (prepared.x_val, prepared.y_val)
-    runs, predictors, kinds = [], {}, {}
-    trained: dict[str, Any] = {}  # run name -> the model object the job trains in place
-
-    def keep(name, model):
-        trained[name] = model
-        return model
-
+    fit = dict(prepared.train_inputs(spec.batch_size, spec.seed), validation_data=(prepared.x_val, prepared.y_val))
+    trained: Trained = {}
+    steps: list[PlanStep] = []
     for approach in approaches:
         if approach == "From scratch":
-            name = run_name(approach, spec, None)
-
-            def build_scratch(name=name):
-                return keep(name, build_catsdogs_scratch(shape, spec.deeper, spec.scratch_augmentation, spec.dropout))
-
-            runs.append(ModelRun(name, build_scratch, dict(train_kwargs, epochs=spec.epochs, validation_data=val)))
-            predictors[name] = (lambda x, name=name: trained[name].predict(x.astype(np.float32), verbose=0).ravel())
-            kinds[name] = "scratch"
+            steps.append(_scratch_step(spec, fit, trained))
             continue
         arch = "vgg16" if approach.startswith("VGG16") else "mobilenet_v2"
         if arch not in bases:
             raise ValueError(f"{approach} needs the {BASES[arch].label} base.")
         shared, info = bases[arch]
-        frozen_name = run_name(f"{BASES[arch].label} frozen", spec, info)
-        if approach.endswith("frozen"):
-            name = frozen_name
-            if fast:
-                store = stores.get(arch)
-                if store is None or store.x_train.shape[0] != len(prepared.y_train) or store.image_size != size:
-                    store = FeatureStore(arch, size, len(prepared.y_train), len(prepared.y_val))
-                    stores[arch] = store
-
-                def build_head_run(name=name, store=store):
-                    store.fill(shared, prepared.x_train, prepared.x_val, should_stop=should_stop)
-                    return keep(name, build_head(store.x_train.shape[1:], BASES[store.arch].pooling))
-
-                runs.append(ModelRun(name, build_head_run,
-                                     dict(x=store.x_train, y=prepared.y_train, batch_size=spec.batch_size, shuffle=True,
-                                          epochs=spec.epochs, validation_data=(store.x_val, prepared.y_val))))
-
-                def predict_head(x, name=name, arch=arch):
-                    return trained[name].predict(extract_features(shared, arch, x), verbose=0).ravel()
-
-                predictors[name] = predict_head
-                kinds[name] = "frozen (cached features)"
-            else:
-                def build_full(name=name, arch=arch):
-                    return keep(name, build_transfer(arch, input_shape=shape, augmentation=spec.frozen_augmentation,
-                                                     base=copy_base(shared)))
-
-                runs.append(ModelRun(name, build_full, dict(train_kwargs, epochs=spec.epochs, validation_data=val)))
-                predictors[name] = (lambda x, name=name: trained[name].predict(x.astype(np.float32), verbose=0).ravel())
-                kinds[name] = "frozen (full model)"
-        else:  # fine-tuned
-            name = run_name(approach, spec, info)
-
-            def build_finetune(name=name, frozen_name=frozen_name, arch=arch):
-                frozen = trained.get(frozen_name)
-                if frozen is None:
-                    raise ValueError("Fine-tuning needs the frozen-base model, which did not train.")
-                if frozen.name == "head":  # fast path: put the trained head on a private copy of the base
-                    model = transfer_from_head(copy_base(shared), frozen, arch, size)
-                else:  # a copy, so the frozen model stays as it was for comparison
-                    model = copy_model(frozen)
-                return keep(name, unfreeze_top(model, 4, spec.finetune_learning_rate))
-
-            runs.append(ModelRun(name, build_finetune,
-                                 dict(train_kwargs, epochs=spec.finetune_epochs, validation_data=val)))
-            predictors[name] = (lambda x, name=name: trained[name].predict(x.astype(np.float32), verbose=0).ravel())
-            kinds[name] = "fine-tuned"
-    return CatsDogsPlan(runs, predictors, notes, stores, kinds)
+        if approach.endswith("fine-tuned"):
+            steps.append(_finetune_step(spec, arch, shared, info, fit, trained))
+        elif fast:
+            store = stores.get(arch)
+            if store is None or store.x_train.shape[0] != len(prepared.y_train) or store.image_size != spec.image_size:
+                store = stores[arch] = FeatureStore(arch, spec.image_size, len(prepared.y_train), len(prepared.y_val))
+            steps.append(_cached_frozen_step(spec, prepared, arch, shared, info, store, trained, should_stop))
+        else:
+            steps.append(_full_frozen_step(spec, arch, shared, info, fit, trained))
+    return CatsDogsPlan([s.run for s in steps], {s.run.name: s.predict for s in steps}, notes, stores,
+                        {s.run.name: s.kind for s in steps})
 
 
 def resize_photo(image: np.ndarray, image_size: int) -> np.ndarray:
