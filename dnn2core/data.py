@@ -168,8 +168,8 @@ MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.n
 
 
 def mnist_how_to() -> str:
-    return ("Put Keras' mnist.npz (60,000 train / 10,000 test) in DNN2_DATA_DIR "
-            f"({data_dir()}), or run once with internet access so it downloads to the Keras cache.")
+    return ("Put Keras' mnist.npz (60,000 train / 10,000 test) in the server's data folder (DNN2_DATA_DIR), "
+            "or run once with internet access so it downloads to the Keras cache.")
 
 
 @dataclass(frozen=True)
