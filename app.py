@@ -5,13 +5,14 @@ No TensorFlow here: the first paint never waits for it.
 
 import streamlit as st
 
-from dnn2ui import live, sidebar
+from dnn2ui import live, sidebar, uploads_ui
 from dnn2ui.pages import HOME, PAGES, SECTIONS
 from dnn2ui.runtime import protect_keras_state
 
 protect_keras_state()  # Streamlit would otherwise reset Keras after every run, mid-training
 
 st.set_page_config(page_title="DNN2 Studio", page_icon=":material/neurology:", layout="wide")
+uploads_ui.sweep_stale_once()  # upload folders an earlier server (or CI run) left behind; once per process
 
 home = st.Page(HOME.path, title=HOME.title, icon=HOME.icon, default=True)
 nav = {"": [home]}

@@ -22,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from dnn2core import catsdogs as cd  # noqa: E402
+from dnn2core import pretrained, uploads  # noqa: E402
 from dnn2core.device import configure_tensorflow  # noqa: E402
 
 
@@ -29,9 +30,9 @@ def pipeline_speed(folder: cd.CatsDogsFolder, size: int, n: int) -> tuple[float,
     """(images/s of the PIL check, images/s of tf.data decode+resize+batch) on n training images."""
     images = folder.train.balanced(n)
     t0 = time.perf_counter()
-    report = cd.scan_images(images)
+    report = uploads.scan_images(images.paths)
     scan = len(images) / (time.perf_counter() - t0)
-    ds = cd.make_dataset(report.kept, size, batch_size=32, cache=False)
+    ds = cd.make_dataset(images.without(report.bad_paths()), size, batch_size=32, cache=False)
     t0 = time.perf_counter()
     count = sum(int(x.shape[0]) for x, _ in ds)
     return scan, count / (time.perf_counter() - t0)
@@ -83,7 +84,7 @@ def main() -> None:
     print(f"Images: {folder.describe()} at {folder.root}; device {info.label}\n")
     import keras
 
-    base = cd.build_base("vgg16", None)
+    base = pretrained.build_base("vgg16", None)
     rows = []
     for size in (224, 150):
         scan, pipe = pipeline_speed(folder, size, args.pipeline_images)

@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from dnn2core import adversarial, data, digits, interpret  # noqa: E402
+from dnn2core import adversarial, data, digits, interpret, pretrained  # noqa: E402
 from dnn2core.device import configure_tensorflow  # noqa: E402
 from dnn2core.models import build_mnist_cnn  # noqa: E402
 
@@ -48,9 +48,8 @@ def bench_exemplars(cnn, args) -> list[str]:
     rows = ["| model | layer | image size | first call (s) | per exemplar (s) |", "|---|---|---|---|---|"]
     common = dict(steps=30, upscaling_steps=2, jitter=1, blur=0.5)
     if not args.skip_vgg:
-        path, _ = interpret.vgg16_weights()
-        vgg = interpret.load_vgg16(path)
-        label = "VGG16 (ImageNet)" if path else "VGG16 (random weights)"
+        vgg, info = pretrained.load_base("vgg16", "imagenet", download=False)
+        label = "VGG16 (ImageNet)" if info.pretrained else "VGG16 (random weights)"
         for layer in ("block1_conv2", "block3_conv3", "block5_conv3"):
             for size in args.vgg_sizes:
                 first, warm = time_exemplar(vgg, layer, args.reps, size=size, preprocess=interpret.vgg16_preprocess,

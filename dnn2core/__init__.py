@@ -5,4 +5,4 @@ that need it, so the home page and the convolution playground never wait for it.
 """
 
 __all__ = ["adversarial", "catsdogs", "convolution", "data", "device", "digits", "evaluation", "forecasting",
-           "interpret", "models", "plots", "regression", "training", "tricks", "uploads"]
+           "interpret", "models", "plots", "pretrained", "regression", "training", "tricks", "uploads"]

@@ -7,10 +7,13 @@ page, the tests and the benchmark.
 - Data come from a real folder (``DNN2_DATA_DIR``, a path, an uploaded zip, or Google's
   ``cats_and_dogs_filtered.zip`` downloaded into the Keras cache). There is no fake dataset:
   when nothing is found, ``how_to_get_images()`` says how to get some and what each way costs.
-- Every image is opened with Pillow before TensorFlow sees it; corrupt, truncated, non-RGB,
-  huge or unsupported files are skipped and counted, so one bad JPEG never kills a run.
-- Pretrained bases are loaded once per server and only read; every learner trains a copy
-  (``copy_base``), so one learner's fine-tuning never changes another's base.
+- Every image is checked by ``uploads.scan_images`` before TensorFlow sees it; corrupt,
+  truncated, non-RGB, huge or unsupported files are skipped and counted, so one bad JPEG never
+  kills a run. Zips are unpacked by ``uploads.extract_zip`` (only images, within limits).
+- Pretrained bases come from ``pretrained.load_base`` and are only read; every learner trains a
+  copy (``copy_base``), so one learner's fine-tuning never changes another's base.
+- Folders are named in messages relative to their root ("the zip", "the data folder/…"),
+  never by their server path.
 - On CPU the frozen base's features are extracted once (``FeatureStore``) and only the small
   head is trained on them: the course's "fast feature extraction".
 
@@ -19,57 +22,43 @@ TensorFlow and Keras are imported inside functions only.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
 import shutil
-import stat
 import threading
 import time
-import warnings
-import zipfile
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from dnn2core import data as data_mod
+from dnn2core import uploads
 from dnn2core.data import Provenance
-from dnn2core.training import JobStopped
-from dnn2core.uploads import MAX_IMAGE_PIXELS, MAX_UPLOAD_BYTES, UploadError
+from dnn2core.pretrained import BASES, WeightsInfo, build_base, preprocess
+from dnn2core.pretrained import spec as _spec
+from dnn2core.training import JobStopped, ModelRun
+from dnn2core.uploads import MAX_ZIP_BYTES, UploadError
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
     import pandas
     import tensorflow as tf
 
-    from dnn2core.training import ModelRun
-
 CLASS_NAMES = ("cat", "dog")  # label 0 = cat, 1 = dog (alphabetical, as image_dataset_from_directory)
 FILTERED_URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
 FILTERED_ZIP = "cats_and_dogs_filtered.zip"
 FILTERED_MB = 65  # size of Google's zip
 LOCAL_SUBDIRS = ("", "cats_and_dogs", "cats_and_dogs_filtered")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-DECODABLE_FORMATS = ("JPEG", "PNG", "BMP", "GIF")  # what tf.io.decode_image reads
+IMAGE_SUFFIXES = uploads.ZIP_IMAGE_SUFFIXES
 MIN_IMAGES_PER_CLASS = 10  # fewer than this per class cannot train and validate anything
 SUBSET_TRAIN = 2000  # the course's (and Chollet's) small training set: 1,000 cats + 1,000 dogs
-MAX_IMAGE_FILE_BYTES = 20 * 1024 * 1024
-MAX_ZIP_BYTES = MAX_UPLOAD_BYTES  # server.maxUploadSize in .streamlit/config.toml
-MAX_ZIP_MEMBERS = 30_000
-MAX_ZIP_UNCOMPRESSED = 400 * 1024 * 1024  # a zip bomb is refused before anything is written
 MAX_IN_MEMORY_BYTES = 1_500_000_000  # decoded images or features above this stream instead of being held
 IMAGE_SIZES = (64, 96, 128, 150, 180, 224)
 MIN_DEEPER_SIZE = 78  # the deeper scratch net's last conv needs at least this input
-
-SKIP_REASONS = {
-    "corrupt": "unreadable or corrupt",
-    "truncated": "truncated (incomplete file)",
-    "not_rgb": "not RGB (grayscale, CMYK, palette or with alpha)",
-    "huge": "too large (pixels or bytes)",
-    "format": "format TensorFlow cannot decode",
-}
 
 
 # =============================================================================== folders and layouts
@@ -116,6 +105,8 @@ class CatsDogsFolder:
     train: ImageList
     validation: ImageList
     note: str = ""  # e.g. how a validation split was made
+    name: str = ""  # how messages name it ("the zip", "the data folder/cats_and_dogs"), never a server path
+    digest: str = ""  # fingerprint of every image's name, size and mtime: caches key on it, not on the path
 
     @property
     def full_train_size(self) -> int:
@@ -172,6 +163,26 @@ def _interleave(per_class: dict[int, list[Path]]) -> ImageList:
     return ImageList(tuple(paths), tuple(labels))
 
 
+def _digest(root: Path, *lists: ImageList) -> str:
+    """SHA-256 of each image's path (relative to root), size and modification time: a different set
+    in the same folder (a re-uploaded zip with as many files) gets a different key."""
+    h = hashlib.sha256()
+    for images in lists:
+        for p, y in zip(images.paths, images.labels):
+            try:
+                st = os.stat(p)
+                h.update(f"{os.path.relpath(p, root)}\0{y}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            except OSError:
+                h.update(f"{p}\0missing\n".encode())
+    return h.hexdigest()
+
+
+def _folder(root: Path, layout: str, train: dict[int, list[Path]], val: dict[int, list[Path]],
+            note: str) -> CatsDogsFolder:
+    tr, va = _interleave(train), _interleave(val)
+    return CatsDogsFolder(str(root), layout, tr, va, note, digest=_digest(root, tr, va))
+
+
 def _try_split_layout(root: Path) -> CatsDogsFolder | None:
     train_dir = root / "train"
     if not train_dir.is_dir():
@@ -190,7 +201,7 @@ def _try_split_layout(root: Path) -> CatsDogsFolder | None:
     if not val or not all(val.values()):
         train, val = _split_off_validation(train)
         note = "no validation folder: the last 20% of each class's training images validate"
-    return CatsDogsFolder(str(root), "train/validation folders", _interleave(train), _interleave(val), note)
+    return _folder(root, "train/validation folders", train, val, note)
 
 
 def _try_kaggle_layout(root: Path) -> CatsDogsFolder | None:
@@ -202,8 +213,8 @@ def _try_kaggle_layout(root: Path) -> CatsDogsFolder | None:
                 files[CLASS_NAMES.index(m.group(1).lower())].append(p)
         if files[0] or files[1]:
             train, val = _split_off_validation(files)
-            return CatsDogsFolder(str(folder), "Kaggle file names", _interleave(train), _interleave(val),
-                                  "the last 20% of each class (by file number, at most 2,500) validate")
+            return _folder(folder, "Kaggle file names", train, val,
+                           "the last 20% of each class (by file number, at most 2,500) validate")
     return None
 
 
@@ -212,30 +223,37 @@ LAYOUT_HELP = ("Expected either train/cats, train/dogs, validation/cats, validat
                "folder (Kaggle's dogs-vs-cats train.zip).")
 
 
-def scan_layout(root: str | Path, *, min_per_class: int = MIN_IMAGES_PER_CLASS) -> CatsDogsFolder:
-    """Recognise a cats/dogs folder (or the single folder inside it); ValueError says what is wrong."""
-    root = Path(str(root)).expanduser()
-    if not str(root).strip() or not root.exists():
-        raise ValueError(f"There is no folder at {root} on the server.")
-    if not root.is_dir():
-        raise ValueError(f"{root} is a file, not a folder.")
-    candidates = [root]
+def scan_layout(root: str | Path, *, min_per_class: int = MIN_IMAGES_PER_CLASS, name: str = "that path"
+                ) -> CatsDogsFolder:
+    """Recognise a cats/dogs folder (or the single folder inside it); ValueError says what is wrong.
+
+    ``root`` must already be trusted (resolved under an allowed root, see ``uploads.resolve_server_path``);
+    messages call it ``name`` and its subfolders relative to it, never by their server path."""
+    root = Path(str(root))
     try:
+        if root.is_file():
+            raise ValueError(f"{name} is a file, not a folder.")
+        if not root.is_dir():
+            raise ValueError(f"There is no folder at {name}.")
+        candidates = [root]
         subdirs = [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith((".", "__"))]
-    except PermissionError:
-        raise ValueError(f"The server may not read {root}.") from None
-    candidates += [p for p in subdirs if p.name not in ("train", "validation", "val", "valid", "test")]
-    for folder in candidates:
-        found = _try_split_layout(folder) or _try_kaggle_layout(folder)
-        if found is not None:
+        candidates += [p for p in subdirs if p.name not in ("train", "validation", "val", "valid", "test")]
+        for folder in candidates:
+            found = _try_split_layout(folder) or _try_kaggle_layout(folder)
+            if found is None:
+                continue
+            shown = name if folder == root else f"{name}/{folder.name}"
             tc, td = found.train.counts()
             vc, vd = found.validation.counts()
             if min(tc, td) < min_per_class or min(vc, vd) < 1:
                 raise ValueError(
-                    f"{folder} has too few images: {tc} cats and {td} dogs to train on, {vc} and {vd} to "
+                    f"{shown} has too few images: {tc} cats and {td} dogs to train on, {vc} and {vd} to "
                     f"validate. At least {min_per_class} per class are needed to train, and some of each to validate.")
-            return found
-    raise ValueError(f"No cats/dogs images found in {root}. {LAYOUT_HELP}")
+            inner = "" if Path(found.root) == root else "/" + Path(found.root).relative_to(root).as_posix()
+            return replace(found, name=name + inner)
+    except OSError:  # unreadable folders (e.g. /proc on a machine that allows server paths)
+        raise ValueError(f"The server may not read {name}.") from None
+    raise ValueError(f"No cats/dogs images found in {name}. {LAYOUT_HELP}")
 
 
 def find_local_folder() -> CatsDogsFolder | None:
@@ -245,11 +263,14 @@ def find_local_folder() -> CatsDogsFolder | None:
     roots = [data_mod.data_dir() / sub if sub else data_mod.data_dir() for sub in LOCAL_SUBDIRS]
     roots += [cache / "cats_and_dogs_filtered", cache / "cats_and_dogs_filtered_extracted" / "cats_and_dogs_filtered"]
     for root in roots:
-        if not root.is_dir():
+        try:
+            if not root.is_dir():
+                continue
+            found = _try_split_layout(root) or _try_kaggle_layout(root)
+        except OSError:
             continue
-        found = _try_split_layout(root) or _try_kaggle_layout(root)
         if found is not None and min(found.train.counts()) >= MIN_IMAGES_PER_CLASS:
-            return found
+            return replace(found, name=uploads.display_path(found.root, uploads.allowed_roots()))
     return None
 
 
@@ -257,12 +278,13 @@ def provenance_for(folder: CatsDogsFolder, source: str) -> Provenance:
     """Where the images came from; a set smaller than the course's 2,000 is labelled a sample."""
     complete = len(folder.train) >= SUBSET_TRAIN
     how = "" if complete else how_to_get_images_short()
-    return Provenance("Cats vs dogs", source, complete, folder.describe(), how_to_get_full=how, location=folder.root)
+    return Provenance("Cats vs dogs", source, complete, folder.describe(), how_to_get_full=how,
+                      location=folder.name)
 
 
 def how_to_get_images_short() -> str:
     return (f"For the course's 2,000 training images, download Google's {FILTERED_ZIP} (about {FILTERED_MB} MB) "
-            f"or put the images in {data_mod.data_dir()}/cats_and_dogs/.")
+            "or put the images in the server's data folder (DNN2_DATA_DIR), in cats_and_dogs/.")
 
 
 def how_to_get_images() -> list[tuple[str, str]]:
@@ -270,11 +292,10 @@ def how_to_get_images() -> list[tuple[str, str]]:
     return [
         ("Download Google's cats_and_dogs_filtered.zip",
          f"About {FILTERED_MB} MB from {FILTERED_URL}: 2,000 training and 1,000 validation JPEGs, the set the "
-         "course's figures use. Needs internet on the server; saved once into the Keras cache "
-         f"({data_mod.keras_cache_dir()}) for every learner."),
+         "course's figures use. Needs internet on the server; saved once into the Keras cache for every learner."),
         ("A folder on the server",
-         f"Free and instant if the images are already there: put them in {data_mod.data_dir()}/cats_and_dogs/ "
-         "(or set DNN2_DATA_DIR) or type the folder's path. Kaggle's full dogs-vs-cats train.zip (about 540 MB, "
+         "Free and instant if the images are already there: put them in cats_and_dogs/ inside the server's data "
+         "folder (DNN2_DATA_DIR), or type a folder's path inside it. Kaggle's full dogs-vs-cats train.zip (about 540 MB, "
          "25,000 images, a free Kaggle account) unpacked in such a folder enables the full-set toggle."),
         ("Upload a zip",
          f"At most {MAX_ZIP_BYTES // (1024 * 1024)} MB (the server's upload limit), i.e. a few hundred small JPEGs; "
@@ -286,162 +307,45 @@ def how_to_get_images() -> list[tuple[str, str]]:
 # =============================================================================== zip upload and download
 
 
-def _check_member(info: zipfile.ZipInfo) -> str | None:
-    """Why a zip member may not be extracted (zip-slip, links), or None."""
-    name = info.filename.replace("\\", "/")
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        return f"{info.filename!r} is an absolute path"
-    if ".." in PurePosixPath(name).parts:
-        return f"{info.filename!r} points outside the archive (../)"
-    mode = (info.external_attr >> 16) & 0o170000
-    if mode == stat.S_IFLNK:
-        return f"{info.filename!r} is a symbolic link"
-    return None
-
-
-def extract_zip(source: bytes | str | Path, dest: str | Path, *, max_bytes: int = MAX_ZIP_BYTES,
-                max_members: int = MAX_ZIP_MEMBERS, max_uncompressed: int = MAX_ZIP_UNCOMPRESSED,
-                min_per_class: int = MIN_IMAGES_PER_CLASS) -> CatsDogsFolder:
-    """Check a zip of images, extract it into ``dest`` and recognise its layout.
-
-    Refused with an ``UploadError`` before anything is written: not a zip, too big, a zip bomb,
-    any member outside the archive (zip-slip: ``../`` or an absolute path) or a link. After
-    extraction: the wrong layout or too few images.
-    """
-    import io
-
-    if isinstance(source, (bytes, bytearray)):
-        if len(source) == 0:
-            raise UploadError("The zip file is empty.")
-        if len(source) > max_bytes:
-            raise UploadError(f"The zip is larger than {max_bytes // (1024 * 1024)} MB, the server's upload limit. "
-                              "Put a larger set in a folder on the server instead.")
-        handle: Any = io.BytesIO(source)
-    else:
-        handle = str(source)
+def folder_from_zip(source: bytes | str | Path, dest: str | Path, *, min_per_class: int = MIN_IMAGES_PER_CLASS,
+                    **limits: Any) -> CatsDogsFolder:
+    """Extract a zip's images (``uploads.extract_zip``: only images, checked, within limits) and
+    recognise their layout. On any problem the extracted files are removed and ``UploadError`` says why."""
+    extracted = uploads.extract_zip(source, dest, **limits)
     try:
-        zf = zipfile.ZipFile(handle)
-    except (zipfile.BadZipFile, OSError):
-        raise UploadError("This file is not a zip archive we can read.") from None
-    with zf:
-        infos = zf.infolist()
-        if not infos:
-            raise UploadError("The zip archive is empty.")
-        if len(infos) > max_members:
-            raise UploadError(f"The zip holds {len(infos):,} entries; at most {max_members:,} are accepted.")
-        for info in infos:
-            why = _check_member(info)
-            if why is not None:
-                raise UploadError(f"Refused: {why}. A zip may only contain files inside its own folders.")
-        total = sum(i.file_size for i in infos)
-        if total > max_uncompressed:
-            raise UploadError(f"The zip unpacks to {total / 1e6:,.0f} MB; at most {max_uncompressed / 1e6:,.0f} MB "
-                              "are accepted.")
-        dest = Path(dest)
-        dest.mkdir(parents=True, exist_ok=True)
-        root = dest.resolve()
-        for info in infos:
-            if info.is_dir():
-                continue
-            name = info.filename.replace("\\", "/")
-            if name.startswith("__MACOSX/") or PurePosixPath(name).name.startswith("._"):
-                continue  # macOS resource forks, not images
-            target = (root / name).resolve()
-            if root not in target.parents:  # belt and braces after the name check
-                raise UploadError(f"Refused: {info.filename!r} points outside the archive.")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out)
-    try:
-        return scan_layout(root, min_per_class=min_per_class)
+        return scan_layout(extracted.root, min_per_class=min_per_class, name="the zip")
     except ValueError as exc:
-        raise UploadError(str(exc).replace(str(root), "the zip")) from None
+        shutil.rmtree(extracted.root, ignore_errors=True)
+        raise UploadError(str(exc)) from None
+
 
 
 def download_filtered(timeout: float | None = None) -> CatsDogsFolder | None:
-    """Google's cats_and_dogs_filtered.zip into the Keras cache (once); None when offline or failing."""
+    """Google's cats_and_dogs_filtered.zip into the Keras cache (once); None when offline or failing.
+
+    Unpacked into a staging folder first, so a failed extraction never leaves a half set behind."""
     cache = data_mod.keras_cache_dir()
     target = cache / "cats_and_dogs_filtered"
     if target.is_dir():
         try:
-            return scan_layout(target)
+            return scan_layout(target, name="the downloaded copy")
         except ValueError:
             shutil.rmtree(target, ignore_errors=True)
     zpath = cache / FILTERED_ZIP
     if not zpath.is_file():
         if data_mod.download(FILTERED_URL, zpath, timeout=timeout) is None:
             return None
+    staging = cache / f".{target.name}.partial-{os.getpid()}-{threading.get_ident()}"
+    shutil.rmtree(staging, ignore_errors=True)
     try:
-        return extract_zip(zpath, cache, max_bytes=10**9, max_uncompressed=10**9)
-    except UploadError:
+        uploads.extract_zip(zpath, staging, max_bytes=10**9, max_uncompressed=10**9)
+        os.replace(staging / target.name, target)
+        return scan_layout(target, name="the downloaded copy")
+    except (UploadError, ValueError, OSError):
         zpath.unlink(missing_ok=True)  # a damaged download: try again next time
         return None
-
-
-# =============================================================================== image checks
-
-
-@dataclass(frozen=True)
-class ScanReport:
-    """Which images are usable, and why the others were skipped (counts per reason)."""
-
-    kept: ImageList
-    skipped: dict[str, tuple[str, ...]] = field(default_factory=dict)  # reason -> paths
-
-    @property
-    def n_skipped(self) -> int:
-        return sum(len(v) for v in self.skipped.values())
-
-    def summary(self) -> str:
-        if not self.n_skipped:
-            return f"All {len(self.kept):,} images are usable."
-        parts = [f"{len(v):,} {SKIP_REASONS[k]}" for k, v in self.skipped.items() if v]
-        return f"Skipped {self.n_skipped:,} image(s): " + "; ".join(parts) + f". Using {len(self.kept):,}."
-
-
-def check_image(path: str, *, max_pixels: int = MAX_IMAGE_PIXELS, max_bytes: int = MAX_IMAGE_FILE_BYTES) -> str | None:
-    """The reason an image file must be skipped, or None. Decodes fully, as the uploads module does."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        if os.path.getsize(path) > max_bytes:
-            return "huge"
-    except OSError:
-        return "corrupt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            with Image.open(path) as im:
-                if im.format not in DECODABLE_FORMATS:
-                    return "format"
-                w, h = im.size
-                if w * h > max_pixels or w < 1 or h < 1:
-                    return "huge"
-                if im.mode != "RGB":
-                    return "not_rgb"
-                if im.format == "JPEG":
-                    im.draft("RGB", (max(1, w // 8), max(1, h // 8)))  # decode at 1/8 scale: same data read, faster
-                im.load()
-        except Image.DecompressionBombError:
-            return "huge"
-        except UnidentifiedImageError:
-            return "corrupt"
-        except OSError as exc:
-            return "truncated" if "truncated" in str(exc).lower() else "corrupt"
-        except (SyntaxError, ValueError):
-            return "corrupt"
-    return None
-
-
-def scan_images(images: ImageList, **limits) -> ScanReport:
-    """Check every image before a dataset is built, so bad files are counted instead of crashing fit."""
-    skipped: dict[str, list[str]] = {}
-    for p in images.paths:
-        why = check_image(p, **limits)
-        if why is not None:
-            skipped.setdefault(why, []).append(p)
-    bad = [p for v in skipped.values() for p in v]
-    return ScanReport(images.without(bad), {k: tuple(v) for k, v in skipped.items()})
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 # =============================================================================== the input pipeline
@@ -504,7 +408,7 @@ class Prepared:
     image_size: int
     train: ImageList
     validation: ImageList
-    report: ScanReport
+    report: uploads.ScanReport
     x_train: np.ndarray | None  # None when the training set is too big to hold: it streams
     y_train: np.ndarray
     x_val: np.ndarray
@@ -530,11 +434,9 @@ def prepare(folder: CatsDogsFolder, image_size: int, n_train: int | None = SUBSE
         raise ValueError("Images must be at least 32 pixels wide (VGG16's five poolings).")
     t0 = time.perf_counter()
     train, val = folder.train.balanced(n_train), folder.validation.balanced(n_val)
-    r_train, r_val = scan_images(train), scan_images(val)
-    report = ScanReport(ImageList(r_train.kept.paths + r_val.kept.paths, r_train.kept.labels + r_val.kept.labels),
-                        {k: r_train.skipped.get(k, ()) + r_val.skipped.get(k, ())
-                         for k in set(r_train.skipped) | set(r_val.skipped)})
-    train, val = r_train.kept, r_val.kept
+    r_train, r_val = uploads.scan_images(train.paths), uploads.scan_images(val.paths)
+    report = r_train.merged(r_val)
+    train, val = train.without(r_train.bad_paths()), val.without(r_val.bad_paths())
     for name, part in (("training", train), ("validation", val)):
         cats, dogs = part.counts()
         if min(cats, dogs) < 1:
@@ -597,62 +499,6 @@ def build_catsdogs_scratch(input_shape: Sequence[int] = (150, 150, 3), deeper: b
     stack.append(layers.Dense(1, activation="sigmoid"))
     model = keras.Sequential(stack, name="scratch_deeper" if deeper else "scratch")
     return _compile(model, learning_rate)
-
-
-@dataclass(frozen=True)
-class BaseSpec:
-    """A pretrained convolutional base the page offers (VGG16 always; MobileNetV2 as a lighter extra)."""
-
-    arch: str
-    label: str
-    weights_file: str  # Keras' own cache name under ~/.keras/models
-    url: str
-    pooling: str  # how the head reads the base's output: "flatten" (the course) or "average"
-    env: str  # environment variable naming a weights file
-
-
-BASES = {
-    "vgg16": BaseSpec("vgg16", "VGG16", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                      "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
-                      "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", "flatten", "DNN2_VGG16_WEIGHTS"),
-    "mobilenet_v2": BaseSpec("mobilenet_v2", "MobileNetV2", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
-                             "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
-                             "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5", "average",
-                             "DNN2_MOBILENET_WEIGHTS"),
-}
-
-
-def _spec(arch: str) -> BaseSpec:
-    if arch not in BASES:
-        raise ValueError(f"Unknown base {arch!r}; choose one of {list(BASES)}.")
-    return BASES[arch]
-
-
-def _application(arch: str):
-    import keras
-
-    return keras.applications.vgg16.VGG16 if arch == "vgg16" else keras.applications.mobilenet_v2.MobileNetV2
-
-
-def preprocess(arch: str, x):
-    """The base's own input convention, as ops inside the model (VGG16: RGB->BGR minus ImageNet means)."""
-    import keras
-
-    if arch == "vgg16":
-        return keras.applications.vgg16.preprocess_input(x)
-    return keras.applications.mobilenet_v2.preprocess_input(x)
-
-
-def build_base(arch: str = "vgg16", weights: str | None = None, input_shape: Sequence[int] | None = None,
-               include_top: bool = False) -> "keras.Model":
-    """The plain Keras application (no head). ``input_shape=None`` keeps the image size open so one
-    shared base serves every size."""
-    kwargs: dict = dict(weights=weights, include_top=include_top)
-    if include_top:
-        kwargs["input_shape"] = tuple(input_shape) if input_shape else None
-    else:
-        kwargs["input_shape"] = tuple(input_shape) if input_shape else (None, None, 3)
-    return _application(arch)(**kwargs)
 
 
 def _head(x, pooling: str):
@@ -774,81 +620,6 @@ def extract_features(base: "keras.Model", arch: str, x: np.ndarray, batch_size: 
     return out
 
 
-# =============================================================================== pretrained weights
-
-
-@dataclass(frozen=True)
-class WeightsInfo:
-    """Whether a base is pretrained, and where the weights came from (or why not)."""
-
-    arch: str
-    pretrained: bool
-    source: str  # "file", "Keras cache", "download", "random"
-    location: str = ""
-    message: str = ""
-
-    @property
-    def label(self) -> str:
-        name = _spec(self.arch).label
-        return f"{name} (ImageNet weights)" if self.pretrained else f"{name} (RANDOM weights, not pretrained)"
-
-
-def keras_models_dir() -> Path:
-    """Where Keras keeps application weights (``KERAS_HOME``/models, default ~/.keras/models)."""
-    return Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser() / "models"
-
-
-def weights_setting(arch: str = "vgg16", typed: str | None = None) -> str:
-    """What to load: a typed path, else the arch's environment variable, else "imagenet"."""
-    typed = (typed or "").strip()
-    return typed or os.environ.get(_spec(arch).env, "").strip() or "imagenet"
-
-
-def how_to_get_weights(arch: str = "vgg16") -> str:
-    spec = _spec(arch)
-    return (f"Copy {spec.weights_file} (from {spec.url}) into {keras_models_dir()}, or set {spec.env} "
-            "(or the path field) to the file's location.")
-
-
-def load_base(arch: str = "vgg16", weights: str | None = "imagenet", *, download_timeout: float | None = None
-              ) -> tuple["keras.Model", WeightsInfo]:
-    """A shared, frozen base with open image size, and where its weights came from.
-
-    Never waits on Keras' own unbounded download: the weights file is fetched (short timeout) into
-    Keras' cache first, then loaded by path. When they cannot be had, the base has random weights
-    and ``WeightsInfo`` says so."""
-    spec = _spec(arch)
-
-    def build(w, pretrained, source, location="", message=""):
-        base = build_base(arch, w)
-        base.trainable = False
-        return base, WeightsInfo(arch, pretrained, source, location, message)
-
-    if weights in (None, "", "random"):
-        return build(None, False, "random", message="Random weights, as asked.")
-    if weights != "imagenet":
-        p = Path(str(weights)).expanduser()
-        if not p.is_file():
-            return build(None, False, "random", message=f"No weights file at {p}. " + how_to_get_weights(arch))
-        try:
-            return build(str(p), True, "file", str(p))
-        except Exception as exc:  # a wrong or damaged file
-            return build(None, False, "random", message=f"{p} could not be loaded as {spec.label} weights ({exc}). "
-                         + how_to_get_weights(arch))
-    cached = keras_models_dir() / spec.weights_file
-    source = "Keras cache"
-    if not cached.is_file():
-        if data_mod.download(spec.url, cached, timeout=download_timeout) is None:
-            why = "downloads are off (DNN2_OFFLINE)" if data_mod.offline() else "the download failed (no internet?)"
-            return build(None, False, "random", message=f"The ImageNet weights are not on this server and {why}. "
-                         + how_to_get_weights(arch))
-        source = "download"
-    try:
-        return build(str(cached), True, source, str(cached))
-    except Exception as exc:
-        return build(None, False, "random", message=f"{cached} could not be loaded ({exc}). " + how_to_get_weights(arch))
-
-
 # =============================================================================== features cache and training plan
 
 
@@ -939,6 +710,107 @@ def run_name(approach: str, spec: RunSpec, info: WeightsInfo | None) -> str:
     return name
 
 
+Trained = dict  # run name -> the model its job built (and trains in place); read by later runs and predictors
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One approach's run, how to ask its trained model about images, and what kind it is."""
+
+    run: ModelRun
+    predict: Callable[[np.ndarray], np.ndarray]  # uint8 images -> P(dog)
+    kind: str
+
+
+def _full_predictor(trained: Trained, name: str) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda x: trained[name].predict(x.astype(np.float32), verbose=0).ravel()
+
+
+def _scratch_step(spec: RunSpec, fit: dict, trained: Trained) -> PlanStep:
+    """The course's network trained from scratch (or its deeper variant)."""
+    name = run_name("From scratch", spec, None)
+    shape = (spec.image_size, spec.image_size, 3)
+
+    def build():
+        trained[name] = build_catsdogs_scratch(shape, spec.deeper, spec.scratch_augmentation, spec.dropout)
+        return trained[name]
+
+    return PlanStep(ModelRun(name, build, dict(fit, epochs=spec.epochs)), _full_predictor(trained, name), "scratch")
+
+
+def _cached_frozen_step(spec: RunSpec, prepared: Prepared, arch: str, shared: "keras.Model", info: WeightsInfo,
+                        store: FeatureStore, trained: Trained, should_stop: Callable[[], bool] | None) -> PlanStep:
+    """The fast path: extract the frozen base's features once, then train only the head on them."""
+    name = run_name(f"{BASES[arch].label} frozen", spec, info)
+
+    def build():
+        store.fill(shared, prepared.x_train, prepared.x_val, should_stop=should_stop)
+        trained[name] = build_head(store.x_train.shape[1:], BASES[arch].pooling)
+        return trained[name]
+
+    def predict(x):
+        return trained[name].predict(extract_features(shared, arch, x), verbose=0).ravel()
+
+    fit = dict(x=store.x_train, y=prepared.y_train, batch_size=spec.batch_size, shuffle=True, epochs=spec.epochs,
+               validation_data=(store.x_val, prepared.y_val))
+    return PlanStep(ModelRun(name, build, fit), predict, "frozen (cached features)")
+
+
+def _full_frozen_step(spec: RunSpec, arch: str, shared: "keras.Model", info: WeightsInfo, fit: dict,
+                      trained: Trained) -> PlanStep:
+    """The frozen base inside the model (needed with augmentation): a private copy of the shared base."""
+    name = run_name(f"{BASES[arch].label} frozen", spec, info)
+    shape = (spec.image_size, spec.image_size, 3)
+
+    def build():
+        trained[name] = build_transfer(arch, input_shape=shape, augmentation=spec.frozen_augmentation,
+                                       base=copy_base(shared))
+        return trained[name]
+
+    return PlanStep(ModelRun(name, build, dict(fit, epochs=spec.epochs)), _full_predictor(trained, name),
+                    "frozen (full model)")
+
+
+def _finetune_step(spec: RunSpec, arch: str, shared: "keras.Model", info: WeightsInfo, fit: dict,
+                   trained: Trained) -> PlanStep:
+    """Fine-tuning starts from the frozen run's trained model (a copy, so that one stays comparable)."""
+    frozen_name = run_name(f"{BASES[arch].label} frozen", spec, info)
+    name = run_name(f"{BASES[arch].label} fine-tuned", spec, info)
+
+    def build():
+        frozen = trained.get(frozen_name)
+        if frozen is None:
+            raise ValueError("Fine-tuning needs the frozen-base model, which did not train.")
+        if frozen.name == "head":  # fast path: put the trained head on a private copy of the base
+            model = transfer_from_head(copy_base(shared), frozen, arch, spec.image_size)
+        else:
+            model = copy_model(frozen)
+        trained[name] = unfreeze_top(model, 4, spec.finetune_learning_rate)
+        return trained[name]
+
+    return PlanStep(ModelRun(name, build, dict(fit, epochs=spec.finetune_epochs)), _full_predictor(trained, name),
+                    "fine-tuned")
+
+
+def _ordered_approaches(spec: RunSpec, prepared: Prepared) -> tuple[list[str], bool, list[str]]:
+    """(approaches in the course's order, whether the fast path is used, notes for the learner)."""
+    approaches = [a for a in APPROACHES if a in spec.approaches]
+    if not approaches:
+        raise ValueError("Choose at least one approach.")
+    notes: list[str] = []
+    if "VGG16 fine-tuned" in approaches and "VGG16 frozen" not in approaches:
+        approaches.insert(approaches.index("VGG16 fine-tuned"), "VGG16 frozen")
+        notes.append("Fine-tuning starts from a trained frozen-base model, so 'VGG16 frozen' trains first.")
+    fast = spec.fast_path and not spec.frozen_augmentation
+    if spec.fast_path and spec.frozen_augmentation:
+        notes.append("Augmentation changes every image on every epoch, so cached features cannot be used: the frozen "
+                     "base runs inside the model (slower on CPU).")
+    if fast and not prepared.in_memory:
+        fast = False
+        notes.append("The training set is too large to hold its features in memory: the frozen base runs inside the model.")
+    return approaches, fast, notes
+
+
 def make_plan(spec: RunSpec, prepared: Prepared, bases: dict[str, tuple["keras.Model", WeightsInfo]],
               stores: dict[str, FeatureStore] | None = None,
               should_stop: Callable[[], bool] | None = None) -> CatsDogsPlan:
@@ -947,97 +819,30 @@ def make_plan(spec: RunSpec, prepared: Prepared, bases: dict[str, tuple["keras.M
     ``bases`` maps "vgg16"/"mobilenet_v2" to the shared (read-only) base and its weights info;
     ``stores`` maps arch to the server's FeatureStore for this image set (the fast path);
     ``should_stop`` lets a long feature extraction end early (see ``job_should_stop``)."""
-    from dnn2core.training import ModelRun
-
-    approaches = [a for a in APPROACHES if a in spec.approaches]
-    if not approaches:
-        raise ValueError("Choose at least one approach.")
-    notes: list[str] = []
-    if "VGG16 fine-tuned" in approaches and "VGG16 frozen" not in approaches:
-        approaches.insert(approaches.index("VGG16 fine-tuned"), "VGG16 frozen")
-        notes.append("Fine-tuning starts from a trained frozen-base model, so 'VGG16 frozen' trains first.")
-    size = prepared.image_size
-    shape = (size, size, 3)
-    fast = spec.fast_path and not spec.frozen_augmentation
-    if spec.fast_path and spec.frozen_augmentation:
-        notes.append("Augmentation changes every image on every epoch, so cached features cannot be used: the frozen "
-                     "base runs inside the model (slower on CPU).")
-    if fast and not prepared.in_memory:
-        fast = False
-        notes.append("The training set is too large to hold its features in memory: the frozen base runs inside the model.")
+    approaches, fast, notes = _ordered_approaches(spec, prepared)
     stores = dict(stores or {})
-    train_kwargs = prepared.train_inputs(spec.batch_size, spec.seed)
-    val = (prepared.x_val, prepared.y_val)
-    runs, predictors, kinds = [], {}, {}
-    trained: dict[str, Any] = {}  # run name -> the model object the job trains in place
-
-    def keep(name, model):
-        trained[name] = model
-        return model
-
+    fit = dict(prepared.train_inputs(spec.batch_size, spec.seed), validation_data=(prepared.x_val, prepared.y_val))
+    trained: Trained = {}
+    steps: list[PlanStep] = []
     for approach in approaches:
         if approach == "From scratch":
-            name = run_name(approach, spec, None)
-
-            def build_scratch(name=name):
-                return keep(name, build_catsdogs_scratch(shape, spec.deeper, spec.scratch_augmentation, spec.dropout))
-
-            runs.append(ModelRun(name, build_scratch, dict(train_kwargs, epochs=spec.epochs, validation_data=val)))
-            predictors[name] = (lambda x, name=name: trained[name].predict(x.astype(np.float32), verbose=0).ravel())
-            kinds[name] = "scratch"
+            steps.append(_scratch_step(spec, fit, trained))
             continue
         arch = "vgg16" if approach.startswith("VGG16") else "mobilenet_v2"
         if arch not in bases:
             raise ValueError(f"{approach} needs the {BASES[arch].label} base.")
         shared, info = bases[arch]
-        frozen_name = run_name(f"{BASES[arch].label} frozen", spec, info)
-        if approach.endswith("frozen"):
-            name = frozen_name
-            if fast:
-                store = stores.get(arch)
-                if store is None or store.x_train.shape[0] != len(prepared.y_train) or store.image_size != size:
-                    store = FeatureStore(arch, size, len(prepared.y_train), len(prepared.y_val))
-                    stores[arch] = store
-
-                def build_head_run(name=name, store=store):
-                    store.fill(shared, prepared.x_train, prepared.x_val, should_stop=should_stop)
-                    return keep(name, build_head(store.x_train.shape[1:], BASES[store.arch].pooling))
-
-                runs.append(ModelRun(name, build_head_run,
-                                     dict(x=store.x_train, y=prepared.y_train, batch_size=spec.batch_size, shuffle=True,
-                                          epochs=spec.epochs, validation_data=(store.x_val, prepared.y_val))))
-
-                def predict_head(x, name=name, arch=arch):
-                    return trained[name].predict(extract_features(shared, arch, x), verbose=0).ravel()
-
-                predictors[name] = predict_head
-                kinds[name] = "frozen (cached features)"
-            else:
-                def build_full(name=name, arch=arch):
-                    return keep(name, build_transfer(arch, input_shape=shape, augmentation=spec.frozen_augmentation,
-                                                     base=copy_base(shared)))
-
-                runs.append(ModelRun(name, build_full, dict(train_kwargs, epochs=spec.epochs, validation_data=val)))
-                predictors[name] = (lambda x, name=name: trained[name].predict(x.astype(np.float32), verbose=0).ravel())
-                kinds[name] = "frozen (full model)"
-        else:  # fine-tuned
-            name = run_name(approach, spec, info)
-
-            def build_finetune(name=name, frozen_name=frozen_name, arch=arch):
-                frozen = trained.get(frozen_name)
-                if frozen is None:
-                    raise ValueError("Fine-tuning needs the frozen-base model, which did not train.")
-                if frozen.name == "head":  # fast path: put the trained head on a private copy of the base
-                    model = transfer_from_head(copy_base(shared), frozen, arch, size)
-                else:  # a copy, so the frozen model stays as it was for comparison
-                    model = copy_model(frozen)
-                return keep(name, unfreeze_top(model, 4, spec.finetune_learning_rate))
-
-            runs.append(ModelRun(name, build_finetune,
-                                 dict(train_kwargs, epochs=spec.finetune_epochs, validation_data=val)))
-            predictors[name] = (lambda x, name=name: trained[name].predict(x.astype(np.float32), verbose=0).ravel())
-            kinds[name] = "fine-tuned"
-    return CatsDogsPlan(runs, predictors, notes, stores, kinds)
+        if approach.endswith("fine-tuned"):
+            steps.append(_finetune_step(spec, arch, shared, info, fit, trained))
+        elif fast:
+            store = stores.get(arch)
+            if store is None or store.x_train.shape[0] != len(prepared.y_train) or store.image_size != spec.image_size:
+                store = stores[arch] = FeatureStore(arch, spec.image_size, len(prepared.y_train), len(prepared.y_val))
+            steps.append(_cached_frozen_step(spec, prepared, arch, shared, info, store, trained, should_stop))
+        else:
+            steps.append(_full_frozen_step(spec, arch, shared, info, fit, trained))
+    return CatsDogsPlan([s.run for s in steps], {s.run.name: s.predict for s in steps}, notes, stores,
+                        {s.run.name: s.kind for s in steps})
 
 
 def resize_photo(image: np.ndarray, image_size: int) -> np.ndarray:

@@ -64,10 +64,14 @@ def data_dir() -> Path:
     return Path(os.environ.get("DNN2_DATA_DIR", "~/.dnn2/data")).expanduser()
 
 
+def keras_home() -> Path:
+    """Keras' own folder (``KERAS_HOME``, default ~/.keras): the one reader of that variable."""
+    return Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser()
+
+
 def keras_cache_dir() -> Path:
     """Where ``keras.utils.get_file`` keeps downloads (``KERAS_HOME``/datasets)."""
-    base = os.environ.get("KERAS_HOME", "~/.keras")
-    return Path(base).expanduser() / "datasets"
+    return keras_home() / "datasets"
 
 
 def offline() -> bool:
@@ -164,8 +168,8 @@ MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.n
 
 
 def mnist_how_to() -> str:
-    return ("Put Keras' mnist.npz (60,000 train / 10,000 test) in DNN2_DATA_DIR "
-            f"({data_dir()}), or run once with internet access so it downloads to the Keras cache.")
+    return ("Put Keras' mnist.npz (60,000 train / 10,000 test) in the server's data folder (DNN2_DATA_DIR), "
+            "or run once with internet access so it downloads to the Keras cache.")
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Iterable, Literal, Sequence
 import numpy as np
 import pandas as pd
 
-from dnn2core.data import Loaded, Provenance, data_dir, load_with_fallback, package_file
+from dnn2core.data import Loaded, Provenance, load_with_fallback, package_file
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -79,7 +79,7 @@ class SeriesTable:
 
 
 def traffic_how_to() -> str:
-    return (f"Put the UCI file {TRAFFIC_FILE} in DNN2_DATA_DIR ({data_dir()}, or its traffic/ folder), "
+    return (f"Put the UCI file {TRAFFIC_FILE} in the server's data folder (DNN2_DATA_DIR, or its traffic/ folder), "
             f"run once with internet access so it downloads from {TRAFFIC_URL}, or upload your own hourly CSV.")
 
 
@@ -161,8 +161,8 @@ def detect_columns(frame: pd.DataFrame) -> tuple[str | None, str | None]:
     if time_col is None:
         time_col = next((c for c in frame.columns if _looks_like_time(frame[c])), None)
 
-    def numeric(col: pd.Series) -> bool:
-        return bool(pd.to_numeric(col, errors="coerce").notna().mean() >= 0.5)
+    def numeric(col: pd.Series) -> bool:  # a sample: a guess needs no 500,000-row parse per column
+        return bool(pd.to_numeric(col.head(1000), errors="coerce").notna().mean() >= 0.5)
 
     value_col = by_name(_VALUE_NAMES, numeric)
     if value_col is None or value_col == time_col:

@@ -21,7 +21,6 @@ import os
 import threading
 import weakref
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
@@ -36,7 +35,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "DefaultCnn",
-    "VGG16_NOTOP_FILE",
     "conv_layers",
     "default_mnist_cnn",
     "feature_maps",
@@ -45,17 +43,13 @@ __all__ = [
     "grad_cam",
     "initial_noise",
     "last_conv_layer",
-    "load_vgg16",
     "predict_probs",
     "rank_filters",
     "saliency_map",
     "top_activating",
     "vgg16_preprocess",
-    "vgg16_weights",
 ]
 
-VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
-VGG16_MEAN_BGR = (103.939, 116.779, 123.68)  # ImageNet means the Caffe-trained VGG16 expects
 ValueRange = tuple[float, float]
 Preprocess = Callable[[Any], Any]
 
@@ -66,51 +60,19 @@ _FN_LOCK = threading.Lock()
 
 
 # --------------------------------------------------------------------------------------------
-# Models: VGG16 when its weights are on disk, and a small CNN that always exists
+# Models: VGG16 comes from dnn2core.pretrained (one loader); a small CNN always exists
 # --------------------------------------------------------------------------------------------
 
 
-def vgg16_weights() -> tuple[Path | None, str]:
-    """(path, reason): the ImageNet VGG16 convolutional-base weights, or None and why not.
-
-    Looked for in ``DNN2_VGG16_WEIGHTS`` then the Keras cache (``~/.keras/models``). Never
-    downloads: a classroom server may be offline, and 58 MB should not arrive by surprise."""
-    env = os.environ.get("DNN2_VGG16_WEIGHTS", "").strip()
-    keras_models = Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser() / "models" / VGG16_NOTOP_FILE
-    if env:
-        p = Path(env).expanduser()
-        if p.is_file():
-            return p, f"ImageNet weights from DNN2_VGG16_WEIGHTS ({p})"
-        if not keras_models.is_file():
-            return None, f"DNN2_VGG16_WEIGHTS points to {p}, which does not exist."
-    if keras_models.is_file():
-        return keras_models, f"ImageNet weights from the Keras cache ({keras_models})"
-    return None, (f"The ImageNet weights for VGG16 are not on this server. Put {VGG16_NOTOP_FILE} in "
-                  f"{keras_models.parent} (or set DNN2_VGG16_WEIGHTS to its path); running "
-                  "keras.applications.VGG16(include_top=False) once with internet access saves it there.")
-
-
-def load_vgg16(weights: str | Path | None) -> "keras.Model":
-    """VGG16's convolutional base accepting any image size (Graetz feeds growing images).
-
-    ``weights``: a path to the no-top .h5 file, or None for random weights (benchmarks, tests)."""
-    import keras
-
-    from dnn2core.training import BUILD_LOCK
-
-    with BUILD_LOCK:
-        return keras.applications.VGG16(include_top=False, weights=None if weights is None else str(weights),
-                                        input_shape=(None, None, 3))
-
-
 def vgg16_preprocess(x):
-    """[0, 1] RGB -> what the Caffe-trained VGG16 expects: 0-255 BGR minus the ImageNet means.
-
-    Written with tensor ops so it can sit inside the gradient of the exemplar search."""
+    """[0, 1] RGB -> what the Caffe-trained VGG16 expects (0-255 BGR minus the ImageNet means): the
+    pretrained base's own ``preprocess`` on rescaled input, as tensor ops that sit inside the gradient
+    of the exemplar search."""
     import tensorflow as tf
 
-    x = tf.convert_to_tensor(x, dtype=tf.float32) * 255.0
-    return x[..., ::-1] - tf.constant(VGG16_MEAN_BGR, dtype=tf.float32)
+    from dnn2core import pretrained
+
+    return pretrained.preprocess("vgg16", tf.convert_to_tensor(x, dtype=tf.float32) * 255.0)
 
 
 @dataclass

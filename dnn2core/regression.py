@@ -39,7 +39,7 @@ MIN_ROWS = 20  # fewer complete rows than this cannot be split into a useful tra
 
 def housing_how_to() -> str:
     return ("Put Kaggle's House Prices train.csv (1,460 sales, 'House Prices: Advanced Regression "
-            f"Techniques') in DNN2_DATA_DIR ({data.data_dir()}) or its housing/ folder, or upload it here.")
+            "Techniques') in the server's data folder (DNN2_DATA_DIR) or its housing/ folder, or upload it here.")
 
 
 def _check_housing(df: pd.DataFrame, where: str) -> pd.DataFrame:

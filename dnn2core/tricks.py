@@ -56,14 +56,24 @@ def digit_data(mnist: Mnist, n_train: int, n_val: int = 1000, seed: int = 0) -> 
                      flatten(mnist.x_test[:n_val]), mnist.y_test[:n_val].astype(np.int64))
 
 
+def class_order(y: np.ndarray) -> np.ndarray:
+    """Indices putting all 0s first, then all 1s, ... (stable within a class): the page needs only
+    these to draw the order, not a sorted copy of the images."""
+    return np.argsort(y, kind="stable")
+
+
+def shuffled_order(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).permutation(int(n))
+
+
 def order_by_class(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """All 0s, then all 1s, ...: the worst order for stochastic learning (stable within a class)."""
-    order = np.argsort(y, kind="stable")
+    order = class_order(y)
     return x[order], y[order]
 
 
 def shuffle_together(x: np.ndarray, y: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    order = np.random.default_rng(seed).permutation(len(y))
+    order = shuffled_order(len(y), seed)
     return x[order], y[order]
 
 

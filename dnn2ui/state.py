@@ -4,7 +4,8 @@ Each page makes a ``UrlState("page")``; its widget helpers read the initial valu
 ``st.query_params`` (falling back to what this learner chose earlier, then the default),
 keep it in ``st.session_state`` under a page-prefixed key, and ``sync()`` writes the current
 values back to the URL. A value in the URL that does not parse or is out of range is
-ignored with a visible note, never an exception.
+ignored with a visible note, never an exception; the note shows the value as inline code
+(``as_code``), so a crafted link cannot render bold text, colours or clickable links.
 """
 
 from __future__ import annotations
@@ -26,6 +27,15 @@ def _fmt(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(_fmt(v) for v in value)
     return str(value)
+
+
+def as_code(value: Any, limit: int = 80) -> str:
+    """Untrusted text as one Markdown inline code span: nothing inside is rendered (no emphasis,
+    links, autolinks or Streamlit colour directives). Truncated, on one line, backticks replaced."""
+    text = " ".join(str(value).split())
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return "`" + (text.replace("`", "'") or " ") + "`"
 
 
 def parse_bool(raw: str) -> bool:
@@ -125,7 +135,8 @@ class UrlState:
             if st.query_params.get(name) != text:
                 st.query_params[name] = text
         if self.ignored:
-            st.caption("Ignored settings from the link that were not valid here: " + ", ".join(self.ignored))
+            st.caption("Ignored settings from the link that were not valid here: "
+                       + ", ".join(as_code(x) for x in self.ignored))
 
     def share_note(self) -> None:
         st.caption("🔗 This page's settings, seed included, are in the address bar: copy the link to share "

@@ -1,15 +1,15 @@
 """Cats vs dogs: from scratch, on a frozen pretrained VGG16, then fine-tuned (Videos 3-4, outcomes 1-3)."""
 
+import hashlib
 import os
-import shutil
-import tempfile
 
 import streamlit as st
 
 from dnn2core import catsdogs as cd
-from dnn2core import data, device, models, uploads
+from dnn2core import data, device, models, pretrained, uploads
 from dnn2core.training import Budget
-from dnn2ui import live
+from dnn2ui import bases as shared_bases
+from dnn2ui import live, uploads_ui
 from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
 
@@ -32,23 +32,18 @@ def local_folder(data_dir: str, keras_dir: str):
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def scanned(path: str):
-    return cd.scan_layout(path)
+def scanned(path: str, name: str):
+    return cd.scan_layout(path, name=name)
 
 
 @st.cache_resource(max_entries=3, show_spinner=False)
-def prepared(_folder: cd.CatsDogsFolder, root: str, n_files: int, size: int, n_train: int, n_val: int):
-    """Checked and decoded images, once per server for each choice (read-only afterwards)."""
+def prepared(_folder: cd.CatsDogsFolder, digest: str, size: int, n_train: int, n_val: int):
+    """Checked and decoded images, once per server for each image set (by content fingerprint) and choice."""
     return cd.prepare(_folder, size, n_train, n_val)
 
 
-@st.cache_resource(max_entries=2, show_spinner="Loading the pretrained base (once per server)…")
-def shared_base(arch: str, weights: str):
-    return cd.load_base(arch, weights)
-
-
 @st.cache_resource(max_entries=4, show_spinner=False)
-def feature_store(arch: str, weights: str, root: str, size: int, n_train: int, n_val: int):
+def feature_store(arch: str, weights: str, digest: str, size: int, n_train: int, n_val: int):
     return cd.FeatureStore(arch, size, n_train, n_val)
 
 
@@ -65,17 +60,8 @@ def summaries(size: int, deeper: bool):
 
 @st.cache_resource(max_entries=1, show_spinner="Building VGG16 with its top (138 million parameters)…")
 def vgg16_with_top():
-    full = cd.build_base("vgg16", None, include_top=True, input_shape=(224, 224, 3))
+    full = pretrained.build_base("vgg16", None, include_top=True, input_shape=(224, 224, 3))
     return models.summary_frame(full), models.param_totals(full)
-
-
-def session_dir() -> str:
-    """A private temporary folder for this learner's uploaded zip."""
-    d = st.session_state.get(f"{PAGE}.tmpdir")
-    if not d or not os.path.isdir(d):
-        d = tempfile.mkdtemp(prefix="dnn2-catsdogs-")
-        st.session_state[f"{PAGE}.tmpdir"] = d
-    return d
 
 
 # ----------------------------------------------------------------------------- images
@@ -87,40 +73,45 @@ with st.expander("Images", expanded=True):
         folder = local_folder(str(data.data_dir()), str(data.keras_cache_dir()))
         source_name = "DNN2_DATA_DIR" if folder and str(data.data_dir()) in folder.root else "Keras cache"
         if folder is None:
-            st.caption(f"Searched {data.data_dir()} (and its cats_and_dogs/, cats_and_dogs_filtered/ folders) and "
-                       f"the Keras cache {data.keras_cache_dir()}.")
+            st.caption("Searched the server's data folder (DNN2_DATA_DIR, and its cats_and_dogs/ and "
+                       "cats_and_dogs_filtered/ folders) and the Keras cache.")
     elif source == "Folder path":
-        typed = st.text_input("Folder on the server", key=f"{PAGE}.path",
-                              placeholder="/data/cats_and_dogs_filtered or a folder of cat.N.jpg / dog.N.jpg")
+        typed = st.text_input("Folder on the server (inside its data folder or the Keras cache)", key=f"{PAGE}.path",
+                              placeholder="cats_and_dogs_filtered, or a folder of cat.N.jpg / dog.N.jpg")
         if typed.strip():
             try:
-                folder, source_name = scanned(typed.strip()), "folder"
-            except ValueError as exc:
+                path, name = uploads.resolve_server_path(typed, uploads_ui.roots(), want="folder")
+                folder, source_name = scanned(str(path), name), "folder"
+            except ValueError as exc:  # UploadError too
                 st.error(str(exc))
     elif source == "Upload a zip":
         up = st.file_uploader(f"A zip of images (at most {cd.MAX_ZIP_BYTES // (1024 * 1024)} MB)", type=["zip"],
                               key=f"{PAGE}.zip")
         if up is not None:
+            raw = up.getvalue()
+            digest = hashlib.sha256(raw).hexdigest()[:16]  # a different zip never reuses the last one's images
             done = st.session_state.get(f"{PAGE}.zip_done")
-            if done and done[0] == up.file_id:
+            if done and done[0] == digest and os.path.isdir(done[1].root):
                 folder = done[1]
             else:
-                target = os.path.join(session_dir(), "upload")
-                shutil.rmtree(target, ignore_errors=True)
+                space = uploads_ui.session_folder()
+                space.clear()  # one uploaded set per session: the previous one is removed first
                 try:
-                    folder = cd.extract_zip(up.getvalue(), target)
-                    st.session_state[f"{PAGE}.zip_done"] = (up.file_id, folder)
-                except ValueError as exc:  # UploadError too
-                    shutil.rmtree(target, ignore_errors=True)
+                    folder = cd.folder_from_zip(raw, space.path / f"zip-{digest}",
+                                                quota_left=uploads.quota_left(space.path))
+                    st.session_state[f"{PAGE}.zip_done"] = (digest, folder)
+                except ValueError as exc:  # UploadError too; the failed extraction is already removed
+                    st.session_state.pop(f"{PAGE}.zip_done", None)
                     st.error(f"{up.name}: {exc}")
             source_name = "upload"
     else:
         cached = data.keras_cache_dir() / "cats_and_dogs_filtered"
         if cached.is_dir():
             try:
-                folder, source_name = scanned(str(cached)), "Keras cache"
+                folder, source_name = scanned(str(cached), "the downloaded copy"), "Keras cache"
             except ValueError as exc:
-                st.error(f"The downloaded copy in {cached} is damaged ({exc}); delete it and download again.")
+                st.error(f"The downloaded copy in the Keras cache is damaged ({exc}); ask the administrator to "
+                         "delete it, then download again.")
         elif st.button(f"Download cats_and_dogs_filtered.zip ({cd.FILTERED_MB} MB)", key=f"{PAGE}.download"):
             with st.spinner("Downloading and unpacking (once for the whole server)…"):
                 folder = cd.download_filtered()
@@ -168,9 +159,9 @@ with st.expander("Training settings", expanded=True):
                       help="Run the frozen base once over all images, then train only the head on the stored "
                            "features. Not possible with augmentation.")
     frozen_aug = url.toggle("faug", "Augmentation (frozen base)", False, where=c4)
-    typed_weights = st.text_input("VGG16 weights file (blank: Keras' ImageNet weights, from "
-                                  f"{cd.keras_models_dir()} or downloaded once)", key=f"{PAGE}.weights",
-                                  placeholder=os.environ.get("DNN2_VGG16_WEIGHTS", ""))
+    typed_weights = st.text_input("VGG16 weights file (blank: Keras' ImageNet weights, from the Keras cache or "
+                                  "downloaded once; a typed file must lie in the data folder or the Keras cache)",
+                                  key=f"{PAGE}.weights", placeholder="my_vgg16.weights.h5")
     if full_train > cd.SUBSET_TRAIN:
         st.caption(f"This folder holds {full_train:,} training images: compare the course's 2,000-image subset with the "
                    "full set to see that 'about 70% from scratch' is a small-data effect (about 96% with 25,000 "
@@ -182,9 +173,16 @@ spec = cd.RunSpec(approaches=tuple(approaches), image_size=int(size), epochs=int
                   batch_size=int(batch_size), deeper=bool(deeper), scratch_augmentation=bool(scratch_aug),
                   dropout=float(dropout), fast_path=bool(fast), frozen_augmentation=bool(frozen_aug), seed=int(seed))
 archs = sorted({"vgg16" if a.startswith("VGG16") else "mobilenet_v2" for a in approaches if a != "From scratch"})
-weights_for = {a: cd.weights_setting(a, typed_weights if a == "vgg16" else None) for a in archs}
+weights_for, base_for = {}, {}
 for arch in archs:
-    _, info = shared_base(arch, weights_for[arch])
+    typed = typed_weights.strip() if arch == "vgg16" else ""
+    try:
+        base_for[arch] = shared_bases.typed_base(arch, typed) if typed else shared_bases.imagenet_base(arch)
+    except ValueError as exc:  # UploadError: not allowed or not there; the shared ImageNet base is used
+        st.error(f"Weights file: {exc}")
+        base_for[arch] = shared_bases.imagenet_base(arch)
+    base, info = base_for[arch]
+    weights_for[arch] = f"{info.source}:{info.location}:{id(base)}"  # the feature cache's key: these very weights
     if info.pretrained:
         st.success(f"{info.label}, from {info.location}.", icon="✅")
     else:
@@ -204,15 +202,14 @@ with tab_train:
     if start and folder is not None:
         try:
             with st.spinner("Checking and decoding the images (once per server for these settings)…"):
-                prep = prepared(folder, folder.root, len(folder.train) + len(folder.validation), int(size),
-                                int(n_train), int(n_val))
-            bases = {a: shared_base(a, weights_for[a]) for a in archs}
+                prep = prepared(folder, folder.digest, int(size), int(n_train), int(n_val))
+            bases = {a: base_for[a] for a in archs}
             stores = {}
             if fast and not frozen_aug and prep.in_memory:
                 for a in archs:
                     need = cd.FeatureStore.nbytes(a, size, len(prep.y_train) + len(prep.y_val))
                     if need <= cd.MAX_IN_MEMORY_BYTES:
-                        stores[a] = feature_store(a, weights_for[a], folder.root, int(size), len(prep.y_train),
+                        stores[a] = feature_store(a, weights_for[a], folder.digest, int(size), len(prep.y_train),
                                                   len(prep.y_val))
             holder: dict = {}  # the job, once started: a long feature extraction checks it for a Stop click
             plan = cd.make_plan(spec, prep, bases, stores, should_stop=lambda: cd.job_should_stop(holder.get("job")))
@@ -349,7 +346,7 @@ and keeps training from the frozen model's weights with a *small* learning rate 
 features are adjusted, not destroyed. The course reports 97.4% → 97.5%.
 
 **Random weights.** Without the ImageNet weights file the base is random: the runs show the architecture and the
-time, and accuracy near chance for the frozen base. {cd.how_to_get_weights('vgg16')}
+time, and accuracy near chance for the frozen base. {pretrained.how_to_get_weights('vgg16')}
 
 **Slips in the course text:** VGG16 has 138,357,544 parameters (the prose says 138,350,544); the frozen base yields
 25,088 features (not 25,888); and the fine-tuning code passes `"rmsprop"` (learning rate 1e-3) although the text says

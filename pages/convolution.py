@@ -7,7 +7,7 @@ import streamlit as st
 from dnn2core import convolution as conv
 from dnn2core import data, plots, uploads
 from dnn2ui.sidebar import use_data
-from dnn2ui.state import UrlState
+from dnn2ui.state import UrlState, as_code
 
 url = UrlState("conv")
 st.title("Convolution playground")
@@ -68,7 +68,7 @@ with tab_play:
                 values = conv.parse_kernel(np.array(raw.split(","), dtype=object).reshape(size, size))
                 base = values
             except ValueError as exc:
-                st.warning(f"The kernel in the link was ignored: {exc}")
+                st.warning(f"The kernel in the link was ignored: {as_code(exc, 160)}")
         st.session_state[base_key] = base
     grid = st.data_editor(
         pd.DataFrame(st.session_state[base_key], columns=[str(j + 1) for j in range(size)]),

@@ -7,7 +7,8 @@ import time
 import numpy as np
 import streamlit as st
 
-from dnn2core import adversarial, data, digits, interpret, uploads
+from dnn2core import adversarial, data, digits, interpret, pretrained, uploads
+from dnn2ui import bases as shared_bases
 from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
 
@@ -35,11 +36,6 @@ def shared_default_cnn(seed: int, where: str, size: str, epochs: str) -> interpr
 def default_cnn() -> interpret.DefaultCnn:
     return shared_default_cnn(0, str(data.data_dir()), os.environ.get("DNN2_DEFAULT_CNN_TRAIN", ""),
                               os.environ.get("DNN2_DEFAULT_CNN_EPOCHS", ""))
-
-
-@st.cache_resource(show_spinner="Loading VGG16 with its ImageNet weights…")
-def shared_vgg16(path: str):
-    return interpret.load_vgg16(path)
 
 
 @st.cache_data(max_entries=1, show_spinner=False)
@@ -121,7 +117,7 @@ def remember(cache_name: str, key, value) -> None:
 with st.sidebar:
     st.markdown("**Model to look inside**")
     choices = model_choices()
-    vgg_path, vgg_reason = interpret.vgg16_weights()
+    vgg_path, _, vgg_reason = pretrained.find_weights("vgg16")  # never downloads here: 58 MB by surprise
     if vgg_path is not None:
         photos, photo_names = vgg_sample_photos()
         choices["vgg16"] = interpret.ModelChoice(
@@ -138,7 +134,7 @@ with st.sidebar:
         st.caption(vgg_reason)
     choice = choices[model_key]
     if choice.kind == "vgg16":
-        choice.model = shared_vgg16(str(vgg_path))
+        choice.model = shared_bases.imagenet_base("vgg16")[0]  # the same shared base as the cats/dogs page
     if model_key == "default":
         st.caption(default_cnn().description)
     if not any(k.startswith(("mnist:", "catsdogs:")) for k in keys):

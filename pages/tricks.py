@@ -28,12 +28,25 @@ def mnist(where: str):
     return loaded, experiments.mnist_fingerprint(loaded.data)
 
 
+@st.cache_resource(max_entries=6, show_spinner=False)
+def digits(where: str, n: int, seed: int) -> tr.DigitData:
+    """A subset per setting, shared read-only and bounded: a link asking for 60,000 digits on all three
+    tabs no longer rebuilds (and holds per session) hundreds of MB on every rerun."""
+    return tr.digit_data(mnist(where)[0].data, n, 1000, seed)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def prior(where: str, n: int, rare: int, keep: float, seed: int) -> tr.PriorSetup:
+    return tr.prior_setup(digits(where, n, seed), rare, keep, seed)
+
+
 def spec(part: str, **settings) -> runs.RunSpec:
     """One of the page's three experiments: its settings (the shared seed included) make the key."""
     return runs.RunSpec(PAGE, {"part": part, **settings, "seed": int(seed)}, data=fingerprint, version=VERSION)
 
 
-loaded, fingerprint = mnist(str(data.data_dir()))
+WHERE = str(data.data_dir())
+loaded, fingerprint = mnist(WHERE)
 data_banner(loaded.provenance)
 n_available = len(loaded.data.y_train)
 seed = url.number("seed", "Seed (subset, order and weights)", 0, 0, 1_000_000, step=1, where=st.columns([1, 3])[0])
@@ -72,10 +85,10 @@ with tab_shuffle:
     sh_opt = url.selectbox("sh_opt", "Optimizer", ["sgd", "adam", "rmsprop"], "sgd", where=c2)
     sh_keras = url.checkbox("sh_keras", "Also: sorted data with fit(shuffle=True)", False, where=c3,
                             help="Keras' fit() reshuffles every epoch by default, which undoes the sorting.")
-    d_shuffle = tr.digit_data(loaded.data, int(n_shuffle), 1000, int(seed))
-    ordered_y = tr.order_by_class(d_shuffle.x_train, d_shuffle.y_train)[1]
-    st.plotly_chart(tr.order_figure(ordered_y, tr.shuffle_together(d_shuffle.x_train, d_shuffle.y_train,
-                                                                     int(seed))[1]), key="tricks.order")
+    d_shuffle = digits(WHERE, int(n_shuffle), int(seed))
+    ordered_y = d_shuffle.y_train[tr.class_order(d_shuffle.y_train)]
+    shuffled_y = d_shuffle.y_train[tr.shuffled_order(len(d_shuffle.y_train), int(seed))]
+    st.plotly_chart(tr.order_figure(ordered_y, shuffled_y), key="tricks.order")
     st.caption(f"The sorted run passes `shuffle=False` to `fit()`: by default Keras reshuffles the training "
                f"data every epoch, which would quietly undo the experiment. Validation uses 1,000 separate test "
                f"digits, not `validation_split`, which takes the *last* rows — with sorted data, only 9s. "
@@ -115,7 +128,7 @@ with tab_stop:
     es_lr = url.select_slider("es_lr", "Adam learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], 3e-3, where=c3,
                               format_func=lambda v: f"{v:g}")
     es_compare = url.checkbox("es_compare", "Also train for every epoch (no early stopping)", True, where=c3)
-    d_stop = tr.digit_data(loaded.data, int(n_stop), 1000, int(seed))
+    d_stop = digits(WHERE, int(n_stop), int(seed))
     job = live.run_panel(
         STOP, spec("stop", n=int(n_stop), epochs=int(es_epochs), patience=int(patience), hidden=int(es_hidden),
                    lr=float(es_lr), compare=bool(es_compare)),
@@ -173,9 +186,10 @@ with tab_prior:
     auto_factor = url.toggle("pr_auto", "Threshold factor from the priors", True, where=c3)
     manual_factor = url.select_slider("pr_factor", "Threshold factor", [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0], 10.0,
                                       where=c3, disabled=auto_factor, format_func=lambda v: f"x{v:g}")
-    d_prior = tr.digit_data(loaded.data, int(n_prior), 1000, int(seed))
+    d_prior = digits(WHERE, int(n_prior), int(seed))
+    prior_key = (WHERE, int(n_prior), int(rare), float(keep), int(seed))  # the cached setup of these settings
     try:
-        setup = tr.prior_setup(d_prior, int(rare), float(keep), int(seed))
+        setup = prior(*prior_key)
     except ValueError as exc:
         st.error(str(exc))
         st.stop()

@@ -14,7 +14,7 @@ from PIL import Image
 
 from conftest import shared_data
 from dnn2core import catsdogs as cd
-from dnn2core import models
+from dnn2core import models, pretrained, uploads
 from dnn2core.uploads import UploadError
 
 pytestmark = pytest.mark.timeout(300)
@@ -58,7 +58,7 @@ def zip_of(entries: dict[str, bytes]) -> bytes:
 @pytest.fixture(scope="module")
 def vgg16_full():
     """VGG16 with its top costs ~550 MB and several seconds: built once for the module."""
-    return cd.build_base("vgg16", None, include_top=True, input_shape=(224, 224, 3))
+    return pretrained.build_base("vgg16", None, include_top=True, input_shape=(224, 224, 3))
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_vgg16_with_and_without_top(vgg16_full):
     assert vgg16_full.count_params() == 138_357_544  # the course's prose says 138,350,544: a slip
     assert [layer.name for layer in vgg16_full.layers[-3:]] == ["fc1", "fc2", "predictions"]
     assert vgg16_full.get_layer("fc1").count_params() == 102_764_544
-    base = cd.build_base("vgg16", None, input_shape=(224, 224, 3))
+    base = pretrained.build_base("vgg16", None, input_shape=(224, 224, 3))
     assert base.count_params() == 14_714_688
     assert tuple(base.output.shape) == (None, 7, 7, 512)  # flattened: 25,088 features (the text says 25,888)
 
@@ -135,7 +135,7 @@ def test_preprocess_flips_rgb_to_bgr_and_subtracts_imagenet_means():
 
 
 def test_preprocessing_is_inside_the_model():
-    base = cd.build_base("vgg16", None)
+    base = pretrained.build_base("vgg16", None)
     model = cd.build_vgg16_transfer(input_shape=(32, 32, 3), base=base)
     x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
     feats = cd.extract_features(base, "vgg16", x.astype(np.uint8))
@@ -148,7 +148,7 @@ def test_preprocessing_is_inside_the_model():
 
 
 def test_fine_tuning_a_copy_leaves_the_shared_base_untouched():
-    shared = cd.build_base("vgg16", None)
+    shared = pretrained.build_base("vgg16", None)
     shared.trainable = False
     before = [w.copy() for w in shared.get_weights()]
     mine = cd.build_vgg16_transfer(input_shape=(32, 32, 3), base=cd.copy_base(shared))
@@ -163,22 +163,36 @@ def test_fine_tuning_a_copy_leaves_the_shared_base_untouched():
     assert not shared.trainable
 
 
-def test_weights_location_is_configurable(tmp_path, monkeypatch):
+def test_one_loader_for_typed_and_cached_weights_never_echoes_server_paths(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("DNN2_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("DNN2_OFFLINE", "1")
-    base, info = cd.load_base("vgg16", "imagenet")
+    monkeypatch.delenv("DNN2_VGG16_WEIGHTS", raising=False)
+    monkeypatch.delenv("DNN2_ALLOW_SERVER_PATHS", raising=False)
+    base, info = pretrained.load_base("vgg16", "imagenet")
     assert not info.pretrained and info.source == "random" and "RANDOM" in info.label
-    assert "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in info.message
-    _, missing = cd.load_base("vgg16", str(tmp_path / "nope.h5"))
-    assert not missing.pretrained and "No weights file" in missing.message
-    saved = tmp_path / "my_vgg16.weights.h5"
-    base.save_weights(saved)
-    monkeypatch.setenv("DNN2_VGG16_WEIGHTS", str(saved))
-    assert cd.weights_setting("vgg16", "") == str(saved)
-    assert cd.weights_setting("vgg16", " /typed/path.h5 ") == "/typed/path.h5"
-    loaded, ok = cd.load_base("vgg16", cd.weights_setting("vgg16"))
+    assert "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in info.message and str(tmp_path) not in info.message
+    (tmp_path / "data").mkdir()
+    base.save_weights(tmp_path / "data" / "my_vgg16.weights.h5")
+    loaded, ok = pretrained.load_base("vgg16", "my_vgg16.weights.h5")  # relative: looked up in each root
     assert ok.pretrained and ok.source == "file" and "ImageNet" in ok.label
+    assert ok.location == "the data folder/my_vgg16.weights.h5"
     np.testing.assert_array_equal(loaded.get_weights()[-2], base.get_weights()[-2])
+
+    outside = tmp_path / "outside.weights.h5"  # exists, but outside every allowed root
+    base.save_weights(outside)
+    _, refused = pretrained.load_base("vgg16", str(outside))
+    _, missing = pretrained.load_base("vgg16", str(tmp_path / "nope.h5"))
+    assert not refused.pretrained and refused.message == missing.message and str(tmp_path) not in refused.message
+    (tmp_path / "data" / "notes.txt").write_text("x")
+    assert "not a Keras weights file" in pretrained.load_base("vgg16", "notes.txt")[1].message
+    (tmp_path / "data" / "bad.h5").write_bytes(b"not an HDF5 file")
+    _, bad = pretrained.load_base("vgg16", "bad.h5")
+    assert not bad.pretrained and "could not be loaded" in bad.message and "signature" not in bad.message
+
+    monkeypatch.setenv("DNN2_VGG16_WEIGHTS", str(outside))  # the administrator's file may be anywhere
+    _, admin = pretrained.load_base("vgg16", "imagenet")
+    assert admin.pretrained and admin.source == "DNN2_VGG16_WEIGHTS" and admin.location == "DNN2_VGG16_WEIGHTS"
 
 
 # ----------------------------------------------------------------------------- folders, zips, bad images
@@ -208,23 +222,23 @@ def test_layouts_are_recognised_and_balanced(tmp_path):
 def test_zip_upload_is_checked(tmp_path):
     good = {f"set/{s}/{c}/{c[:-1]}.{i}.jpg": jpeg_bytes(i) for s, n in (("train", 10), ("validation", 2))
             for c in ("cats", "dogs") for i in range(n)}
-    folder = cd.extract_zip(zip_of(good), tmp_path / "ok")
+    folder = cd.folder_from_zip(zip_of(good), tmp_path / "ok")
     assert folder.train.counts() == (10, 10) and Path(folder.root).is_relative_to((tmp_path / "ok").resolve())
 
     with pytest.raises(UploadError, match=r"outside the archive"):
-        cd.extract_zip(zip_of({**good, "../evil.jpg": b"x"}), tmp_path / "slip")
+        cd.folder_from_zip(zip_of({**good, "../evil.jpg": b"x"}), tmp_path / "slip")
     assert not (tmp_path / "evil.jpg").exists() and not (tmp_path / "slip").exists()
     with pytest.raises(UploadError, match="absolute path"):
-        cd.extract_zip(zip_of({"/etc/evil.jpg": b"x"}), tmp_path / "abs")
+        cd.folder_from_zip(zip_of({"/etc/evil.jpg": b"x"}), tmp_path / "abs")
     with pytest.raises(UploadError, match="No cats/dogs images"):
-        cd.extract_zip(zip_of({"holiday/beach.jpg": jpeg_bytes(1), "notes.txt": b"hi"}), tmp_path / "wrong")
+        cd.folder_from_zip(zip_of({"holiday/beach.jpg": jpeg_bytes(1), "notes.txt": b"hi"}), tmp_path / "wrong")
     few = {f"train/{c}/{c[:-1]}.{i}.jpg": jpeg_bytes(i) for c in ("cats", "dogs") for i in range(3)}
     with pytest.raises(UploadError, match="too few images"):
-        cd.extract_zip(zip_of(few), tmp_path / "few")
+        cd.folder_from_zip(zip_of(few), tmp_path / "few")
     with pytest.raises(UploadError, match="not a zip"):
-        cd.extract_zip(b"PK but not really", tmp_path / "bad")
+        cd.folder_from_zip(b"PK but not really", tmp_path / "bad")
     with pytest.raises(UploadError, match="larger than"):
-        cd.extract_zip(b"x" * 2000, tmp_path / "big", max_bytes=1000)
+        cd.folder_from_zip(b"x" * 2000, tmp_path / "big", max_bytes=1000)
 
 
 def test_bad_images_are_skipped_and_counted(tmp_path):
@@ -244,8 +258,8 @@ def test_bad_images_are_skipped_and_counted(tmp_path):
     assert prepared.x_train.shape == (20, 32, 32, 3) and prepared.x_train.dtype == np.uint8
     assert prepared.x_val.shape == (6, 32, 32, 3)
     assert "Skipped 4 image(s)" in prepared.report.summary()
-    assert cd.check_image(str(cats / "cat.0.jpg"), max_pixels=100) == "huge"
-    assert cd.check_image(str(cats / "cat.0.jpg")) is None
+    assert uploads.check_image(str(cats / "cat.0.jpg"), max_pixels=100) == "huge"
+    assert uploads.check_image(str(cats / "cat.0.jpg")) is None
 
 
 def test_no_images_anywhere_says_how_to_get_them(no_local_data):
@@ -279,7 +293,7 @@ def test_pipeline_and_tiny_run_on_real_images(monkeypatch):
 
     from dnn2core.training import Budget, JobGate, TrainingJob
 
-    base, info = cd.load_base("vgg16", "imagenet")  # offline, no weights: random and labelled
+    base, info = pretrained.load_base("vgg16", "imagenet")  # offline, no weights: random and labelled
     assert not info.pretrained
     spec = cd.RunSpec(approaches=("From scratch", "VGG16 frozen"), image_size=64, epochs=1, batch_size=16)
     plan = cd.make_plan(spec, prepared, {"vgg16": (base, info)})
@@ -312,19 +326,19 @@ def test_generated_code_is_valid_python():
 
 
 def test_lighter_base_sits_next_to_vgg16(tmp_path):
-    mobile = cd.build_base("mobilenet_v2", None)
+    mobile = pretrained.build_base("mobilenet_v2", None)
     for size in (96, 150):
         x = np.zeros((1, size, size, 3), dtype=np.uint8)
         assert cd.extract_features(mobile, "mobilenet_v2", x).shape[1:] == cd.feature_shape("mobilenet_v2", size)
-    vgg = cd.build_base("vgg16", None)
+    vgg = pretrained.build_base("vgg16", None)
     n = 8
-    prepared = cd.Prepared(64, cd.ImageList(), cd.ImageList(), cd.ScanReport(cd.ImageList()),
+    prepared = cd.Prepared(64, cd.ImageList(), cd.ImageList(), uploads.ScanReport(),
                            np.zeros((n, 64, 64, 3), np.uint8), np.array([0, 1] * 4, np.float32),
                            np.zeros((4, 64, 64, 3), np.uint8), np.array([0, 1] * 2, np.float32), 0.0)
-    random = cd.WeightsInfo("vgg16", False, "random")
+    random = pretrained.WeightsInfo("vgg16", False, "random")
     spec = cd.RunSpec(approaches=("VGG16 frozen", "MobileNetV2 frozen"), image_size=64, epochs=1)
     plan = cd.make_plan(spec, prepared, {"vgg16": (vgg, random),
-                                         "mobilenet_v2": (mobile, cd.WeightsInfo("mobilenet_v2", False, "random"))})
+                                         "mobilenet_v2": (mobile, pretrained.WeightsInfo("mobilenet_v2", False, "random"))})
     assert [r.name for r in plan.runs] == ["VGG16 frozen (random weights)", "MobileNetV2 frozen (random weights)"]
     assert set(plan.stores) == {"vgg16", "mobilenet_v2"}
     assert plan.stores["mobilenet_v2"].x_train.shape == (n, 2, 2, 1280)
@@ -335,7 +349,7 @@ def test_lighter_base_sits_next_to_vgg16(tmp_path):
 def test_feature_extraction_stops_within_a_batch_and_caches_nothing():
     from dnn2core.training import Budget, JobGate, ModelRun, TrainingJob
 
-    base = cd.build_base("vgg16", None)
+    base = pretrained.build_base("vgg16", None)
     x = np.zeros((12, 32, 32, 3), dtype=np.uint8)
     store = cd.FeatureStore("vgg16", 32, 12, 4)
     calls = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dnn2core import interpret
+from dnn2core import interpret, pretrained
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_exemplar_rejects_what_cannot_work(cnn):
 
 def test_vgg16_block_exemplar_at_any_size():
     """VGG16's base takes any size: Graetz feeds the growing image itself (random weights here)."""
-    model = interpret.load_vgg16(None)
+    model = pretrained.build_base("vgg16", None)
     assert interpret.conv_layers(model)[-1] == "block5_conv3" and len(interpret.conv_layers(model)) == 13
     ex = interpret.filter_exemplar(model, "block1_conv2", 4, steps=6, size=32, upscaling_steps=1,
                                    preprocess=interpret.vgg16_preprocess)
@@ -231,22 +231,24 @@ def test_nested_base_sigmoid_model_like_cats_and_dogs():
 
 
 def test_vgg16_weights_are_found_or_explained(tmp_path, monkeypatch):
+    """One finder for both pages: the administrator's variable, then Keras' cache; never a download."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.delenv("DNN2_VGG16_WEIGHTS", raising=False)
-    path, reason = interpret.vgg16_weights()
-    assert path is None and interpret.VGG16_NOTOP_FILE in reason and "DNN2_VGG16_WEIGHTS" in reason
+    notop = pretrained.BASES["vgg16"].weights_file
+    path, source, reason = pretrained.find_weights("vgg16")
+    assert path is None and source == "random" and notop in reason and "DNN2_VGG16_WEIGHTS" in reason
     monkeypatch.setenv("DNN2_VGG16_WEIGHTS", str(tmp_path / "missing.h5"))
-    path, reason = interpret.vgg16_weights()
-    assert path is None and "missing.h5" in reason and "does not exist" in reason
-    cached = tmp_path / "keras" / "models" / interpret.VGG16_NOTOP_FILE
+    path, _, reason = pretrained.find_weights("vgg16")
+    assert path is None and "does not exist" in reason and str(tmp_path) not in reason
+    cached = tmp_path / "keras" / "models" / notop
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"x")
     monkeypatch.delenv("DNN2_VGG16_WEIGHTS")
-    assert interpret.vgg16_weights()[0] == cached
+    assert pretrained.find_weights("vgg16")[:2] == (cached, "Keras cache")
     own = tmp_path / "mine.h5"
     own.write_bytes(b"x")
     monkeypatch.setenv("DNN2_VGG16_WEIGHTS", str(own))
-    assert interpret.vgg16_weights()[0] == own
+    assert pretrained.find_weights("vgg16")[:2] == (own, "DNN2_VGG16_WEIGHTS")
 
 
 def test_fit_image_converts_size_channels_and_scale():

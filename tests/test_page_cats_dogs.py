@@ -79,7 +79,7 @@ def test_no_images_says_how_to_get_them(no_local_data):
     assert any("switched off" in e.value for e in at.error)
 
 
-def test_bad_zip_and_bad_path_get_clear_messages(no_local_data):
+def test_bad_zip_and_bad_path_get_clear_messages(no_local_data, monkeypatch):
     at = page(src="Upload a zip", epochs="4")
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -93,7 +93,12 @@ def test_bad_zip_and_bad_path_get_clear_messages(no_local_data):
     at.radio(key="cats_dogs.src").set_value("Folder path").run()
     at.text_input(key="cats_dogs.path").input(str(no_local_data / "nowhere")).run()
     assert any("There is no folder" in e.value for e in at.error)
-    at.text_input(key="cats_dogs.path").input(str(shared_data("cats_and_dogs"))).run()
+    before = at.error[0].value
+    real = shared_data("cats_and_dogs")
+    at.text_input(key="cats_dogs.path").input(str(real)).run()
+    assert [e.value for e in at.error] == [before]  # outside the allowed roots: the same answer as absent
+    monkeypatch.setenv("DNN2_DATA_DIR", str(real.parent))
+    at.text_input(key="cats_dogs.path").input("cats_and_dogs").run()  # relative to the data folder
     assert not at.error and "2,000 training images" in text(at)
 
 

@@ -223,12 +223,13 @@ def test_uploads_bad_ones_get_a_message_and_a_digit_is_centred():
 def test_vgg16_is_offered_when_its_weights_are_on_disk(tmp_path, monkeypatch):
     """Weights found => VGG16 is a choice; exemplars take any size; no classifier to attack.
     (Random weights stand in for the 58 MB ImageNet file, which tests never download.)"""
-    from dnn2core import interpret
+    from dnn2core import pretrained
 
     weights = tmp_path / "vgg16.h5"
     weights.write_bytes(b"stand-in")
     monkeypatch.setenv("DNN2_VGG16_WEIGHTS", str(weights))
-    monkeypatch.setattr(interpret, "load_vgg16", lambda path: _load_random_vgg16())
+    monkeypatch.setattr(pretrained, "load_base", lambda arch, weights="imagenet", **kw: (
+        _load_random_vgg16(), pretrained.WeightsInfo("vgg16", True, "DNN2_VGG16_WEIGHTS", "DNN2_VGG16_WEIGHTS")))
     at = page(model="vgg16", size="64", topk="2")
     assert at.selectbox(key="inside.model").value == "vgg16"
     assert not [t for t in at.sidebar.toggle if t.key == "inside.vgg_unavailable"]

@@ -81,3 +81,194 @@ def test_sixteen_bit_grayscale_is_rescaled():
 def test_pillow_global_settings_untouched():
     from PIL import ImageFile
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+# ----------------------------------------------------------------------------- tables: gzip bombs, wide files
+
+def test_gzip_bomb_is_refused_within_the_cap_of_memory():
+    import gzip
+    import tracemalloc
+
+    import pandas  # noqa: F401 - imported before measuring: its first import alone allocates ~30 MB
+
+    bomb = gzip.compress(b"1," * (25 * 1024 * 1024), compresslevel=9)  # 50 MB of CSV in ~50 KB
+    tracemalloc.start()
+    try:
+        with pytest.raises(uploads.UploadError, match="unpacks to more than 1 MB"):
+            uploads.read_table(bomb, max_unpacked=1024 * 1024)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024  # the cap, not the 50 MB the file would unpack to
+
+
+def test_gzip_members_are_all_read_and_damage_is_an_upload_error():
+    import gzip
+
+    two = gzip.compress(b"a,b\n1,2\n") + gzip.compress(b"3,4\n")
+    df = uploads.read_table(two)
+    assert df.to_numpy().tolist() == [[1, 2], [3, 4]]
+    whole = gzip.compress(b"a,b\n" + b"1,2\n" * 1000)
+    with pytest.raises(uploads.UploadError, match="damaged or incomplete"):
+        uploads.read_table(whole[: len(whole) // 2])
+    with pytest.raises(uploads.UploadError, match="damaged or incomplete"):
+        uploads.read_table(whole[:10] + b"\xff" * 40 + whole[50:])
+
+
+def test_tables_wider_than_the_limit_are_refused_before_parsing():
+    header = ",".join(f"c{i}" for i in range(2001)).encode()
+    with pytest.raises(uploads.UploadError, match="2,001 columns; at most 2,000"):
+        uploads.read_table(header + b"\n" + b",".join([b"1"] * 2001) + b"\n")
+    ok = ",".join(f"c{i}" for i in range(2000)).encode() + b"\n" + b",".join([b"1"] * 2000) + b"\n"
+    assert uploads.read_table(ok).shape == (1, 2000)
+
+
+# ----------------------------------------------------------------------------- zips
+
+
+def _zip(entries: dict[str, bytes], method: int = 0) -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        for name, payload in entries.items():
+            zf.writestr(name, payload)
+    return buf.getvalue()
+
+
+def _jpeg(seed: int = 0) -> bytes:
+    arr = (np.random.default_rng(seed).random((16, 16, 3)) * 255).astype(np.uint8)
+    return encode(Image.fromarray(arr), "JPEG")
+
+
+def test_only_real_images_are_written(tmp_path):
+    img = _jpeg()
+    data = _zip({"a/cat.1.jpg": img, "pad.bin": b"\0" * 5_000_000, "fake.jpg": b"\0" * 100_000,
+                 "__MACOSX/a/._cat.1.jpg": img, "a/.hidden.jpg": img}, method=8)
+    got = uploads.extract_zip(data, tmp_path / "out")
+    files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert [p.name for p in files] == ["cat.1.jpg"] and got.bytes_written == len(img) == files[0].stat().st_size
+    assert got.images == 1 and got.skipped == 4
+
+
+def _patch_header(data: bytes, offsets: tuple[int, int], value: int) -> bytes:
+    """Rewrite a 2-byte field of every member: at offsets[0] in local headers, offsets[1] in the
+    central directory (zipfile itself cannot write encrypted or Deflate64 members)."""
+    out = bytearray(data)
+    for sig, offset in ((b"PK\x03\x04", offsets[0]), (b"PK\x01\x02", offsets[1])):
+        pos = out.find(sig)
+        while pos >= 0:
+            out[pos + offset:pos + offset + 2] = value.to_bytes(2, "little")
+            pos = out.find(sig, pos + 4)
+    return bytes(out)
+
+
+def _patch_method(data: bytes, method: int) -> bytes:
+    return _patch_header(data, (8, 10), method)
+
+
+def test_unreadable_zips_become_upload_errors_and_leave_nothing(tmp_path):
+    import zipfile
+
+    img = _jpeg()
+    cases = {
+        "deflate64": (_patch_method(_zip({"a.jpg": img}), 9), "compression method"),
+        "long name": (_zip({"x" * 300 + ".jpg": img}), "too long"),
+        "folder clash": (_zip({"a.jpg": img, "a.jpg/b.jpg": img}), "clashes with a folder"),
+        "bad crc": (_zip({"a.jpg": img})[:40] + bytes([img[10] ^ 0xFF]) + _zip({"a.jpg": img})[41:], "damaged"),
+    }
+    cases["encrypted"] = (_patch_header(_zip({"a.jpg": img}), (6, 8), 1), "password-protected")
+    for name, (data, message) in cases.items():
+        dest = tmp_path / name.replace(" ", "_")
+        with pytest.raises(uploads.UploadError, match=message):
+            uploads.extract_zip(data, dest)
+        assert not dest.exists(), name
+
+
+def test_zip_slip_links_and_bombs_are_refused_before_writing(tmp_path):
+    import zipfile
+
+    with pytest.raises(uploads.UploadError, match="outside the archive"):
+        uploads.extract_zip(_zip({"../evil.jpg": _jpeg()}), tmp_path / "slip")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        link = zipfile.ZipInfo("link.jpg")
+        link.external_attr = (0o120777 << 16)
+        zf.writestr(link, "/etc/passwd")
+    with pytest.raises(uploads.UploadError, match="symbolic link"):
+        uploads.extract_zip(buf.getvalue(), tmp_path / "link")
+    big = _zip({f"{i}.jpg": b"\xff\xd8\xff" + b"\0" * 1_000_000 for i in range(3)}, method=8)
+    with pytest.raises(uploads.UploadError, match="unpack to 3 MB; at most 2 MB"):
+        uploads.extract_zip(big, tmp_path / "bomb", max_uncompressed=2_000_000)
+    with pytest.raises(uploads.UploadError, match="remaining upload space"):
+        uploads.extract_zip(big, tmp_path / "quota", quota_left=1_000_000)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- session folders
+
+
+def test_quota_counts_what_is_on_disk(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.bin").write_bytes(b"0" * 1000)
+    (tmp_path / "y.bin").write_bytes(b"0" * 500)
+    assert uploads.folder_bytes(tmp_path) == 1500
+    assert uploads.quota_left(tmp_path, 4000) == 2500 and uploads.quota_left(tmp_path, 1000) == 0
+    assert uploads.folder_bytes(tmp_path / "gone") == 0
+
+
+def test_sweep_removes_only_stale_dnn2_folders(tmp_path):
+    import os
+    import time
+
+    now = time.time()
+    for name in ("dnn2-old", "dnn2-new", "other-old"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f.jpg").write_bytes(b"x")
+    for name in ("dnn2-old", "other-old"):
+        for p in (tmp_path / name / "f.jpg", tmp_path / name):
+            os.utime(p, (now - 2 * 86400, now - 2 * 86400))
+    removed = uploads.sweep_stale(tmp_path, max_age_s=86400, now=now)
+    assert [p.name for p in removed] == ["dnn2-old"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dnn2-new", "other-old"]
+
+
+# ----------------------------------------------------------------------------- typed paths
+
+
+@pytest.fixture
+def roots(tmp_path, monkeypatch):
+    monkeypatch.delenv(uploads.ALLOW_SERVER_PATHS_ENV, raising=False)
+    data = tmp_path / "data"
+    (data / "cats").mkdir(parents=True)
+    (data / "w.h5").write_bytes(b"x")
+    (tmp_path / "secret").mkdir()
+    (data / "escape").symlink_to(tmp_path / "secret")
+    return [uploads.Root("the data folder", data), uploads.Root("the Keras cache", tmp_path / "keras")]
+
+
+def test_typed_paths_resolve_only_under_the_roots(roots, tmp_path):
+    path, name = uploads.resolve_server_path("cats", roots)
+    assert path == (tmp_path / "data" / "cats").resolve() and name == "the data folder/cats"
+    assert uploads.resolve_server_path(str(tmp_path / "data" / "w.h5"), roots, want="file")[1] == "the data folder/w.h5"
+    answers = set()
+    for typed in (str(tmp_path / "secret"), str(tmp_path / "nowhere"), "escape", "../secret", "/proc", "/etc",
+                  "x" * 5000, "a\x00b"):
+        with pytest.raises(uploads.UploadError) as err:
+            uploads.resolve_server_path(typed, roots)
+        answers.add(str(err.value))
+    assert len(answers) == 1  # outside and absent read the same: the field cannot probe the server
+    assert str(tmp_path) not in answers.pop()
+    with pytest.raises(uploads.UploadError, match="the data folder/w.h5 is not a folder"):
+        uploads.resolve_server_path("w.h5", roots)
+
+
+def test_single_user_machines_may_allow_any_path(roots, tmp_path, monkeypatch):
+    monkeypatch.setenv(uploads.ALLOW_SERVER_PATHS_ENV, "1")
+    path, name = uploads.resolve_server_path(str(tmp_path / "secret"), roots)
+    assert path == (tmp_path / "secret").resolve() and name == str(tmp_path / "secret")
+
+
+def test_display_path_never_shows_a_server_path(roots, tmp_path):
+    assert uploads.display_path(tmp_path / "data" / "cats", roots) == "the data folder/cats"
+    assert uploads.display_path(tmp_path / "elsewhere" / "x", roots) == "a file"
