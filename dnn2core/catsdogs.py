@@ -743,17 +743,23 @@ def _cached_frozen_step(spec: RunSpec, prepared: Prepared, arch: str, shared: "k
     """The fast path: extract the frozen base's features once, then train only the head on them."""
     name = run_name(f"{BASES[arch].label} frozen", spec, info)
 
+    paid: dict[str, float] = {}
+
     def build():
-        store.fill(shared, prepared.x_train, prepared.x_val, should_stop=should_stop)
+        if store.fill(shared, prepared.x_train, prepared.x_val, should_stop=should_stop):
+            paid["seconds"] = float(store.seconds or 0.0)
         trained[name] = build_head(store.x_train.shape[1:], BASES[arch].pooling)
         return trained[name]
 
     def predict(x):
         return trained[name].predict(extract_features(shared, arch, x), verbose=0).ravel()
 
+    def evaluate(model):  # kept with the run: did this run pay for the extraction, and how long
+        return {"extract_seconds": paid.get("seconds", 0.0)}
+
     fit = dict(x=store.x_train, y=prepared.y_train, batch_size=spec.batch_size, shuffle=True, epochs=spec.epochs,
                validation_data=(store.x_val, prepared.y_val))
-    return PlanStep(ModelRun(name, build, fit), predict, "frozen (cached features)")
+    return PlanStep(ModelRun(name, build, fit, evaluate=evaluate), predict, "frozen (cached features)")
 
 
 def _full_frozen_step(spec: RunSpec, arch: str, shared: "keras.Model", info: WeightsInfo, fit: dict,
@@ -790,6 +796,25 @@ def _finetune_step(spec: RunSpec, arch: str, shared: "keras.Model", info: Weight
 
     return PlanStep(ModelRun(name, build, dict(fit, epochs=spec.finetune_epochs)), _full_predictor(trained, name),
                     "fine-tuned")
+
+
+def stored_predictor(kind: str, model: "keras.Model", base: "keras.Model | None",
+                     arch: str | None) -> Callable[[np.ndarray], np.ndarray]:
+    """Ask a stored model about uint8 images: a head trained on cached features needs the shared
+    base in front of it (only the small head is stored with the run); every other kind takes images."""
+    if kind == "frozen (cached features)":
+        if base is None or arch is None:
+            raise ValueError("This model is a head on cached features: it needs its pretrained base.")
+        return lambda x: model.predict(extract_features(base, arch, x), verbose=0).ravel()
+    return lambda x: model.predict(x.astype(np.float32), verbose=0).ravel()
+
+
+def arch_of(run_name: str) -> str | None:
+    """"VGG16 frozen (random weights)" -> "vgg16"; "From scratch" -> None."""
+    for arch, spec in BASES.items():
+        if run_name.startswith(spec.label):
+            return arch
+    return None
 
 
 def _ordered_approaches(spec: RunSpec, prepared: Prepared) -> tuple[list[str], bool, list[str]]:

@@ -192,13 +192,16 @@ class JobRegistry:
                 queued += 1
         return running, queued
 
-    def start(self, spec: RunSpec, make_runs: Callable[[], list[ModelRun]], *, budget: Budget, seed: int,
+    def start(self, spec: RunSpec, make_runs: Callable[[], list[ModelRun] | tuple[list[ModelRun], dict]], *,
+              budget: Budget, seed: int,
               label: str, session: str, replace: bool = False,
               artifacts: Mapping[str, Any] | None = None) -> tuple[RunView, bool]:
         """Train ``spec`` unless it is live or stored: returns (view, started_here).
 
-        Raises ``QueueFull`` when the server's queue is full and ``LearnerLimit`` when this learner
-        already has a run training and one waiting; neither leaves a run in the store.
+        ``make_runs`` returns the job's runs, or (runs, extra) where ``extra`` is plain data the
+        page's result tabs need, kept with the run. Raises ``QueueFull`` when the server's queue is
+        full and ``LearnerLimit`` when this learner already has a run training and one waiting;
+        neither leaves a run in the store.
         """
         key = spec.key
         existing = self.store.get(key)
@@ -215,14 +218,15 @@ class JobRegistry:
         if not created:
             return self.view(key), False  # type: ignore[return-value]
         try:
-            runs = make_runs()
+            made = make_runs()
+            runs, extra = made if isinstance(made, tuple) else (made, None)
+            if extra:
+                self.store.set_extra(key, extra)
+                record = self.store.get(key) or record
             job = TrainingJob(runs, gate=self.gate, budget=budget, seed=seed, owner=session, label=label, job_id=key)
             job.start()
-        except QueueFull as exc:
-            self.store.delete_claim(key, self.owner)
-            raise exc
-        except BaseException as exc:
-            self.store.fail(key, self.owner, state="failed", message=f"{type(exc).__name__}: {exc}")
+        except BaseException:
+            self.store.delete_claim(key, self.owner)  # nothing trained: the settings are free to start again
             raise
         if artifacts:
             job.artifacts.update(artifacts)

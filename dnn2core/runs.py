@@ -150,6 +150,7 @@ class RunRecord:
     bytes: int = 0
     owner: str = ""
     provenance: dict = field(default_factory=dict)  # reference runs: device, date, data, versions
+    extra: dict = field(default_factory=dict)  # what the page's result tabs need besides history (plain data)
 
     @property
     def live(self) -> bool:
@@ -304,6 +305,9 @@ class RunStore:
                 beat_at REAL, progress TEXT NOT NULL DEFAULT '{}', metrics TEXT NOT NULL DEFAULT '{}',
                 message TEXT, path TEXT, bytes INTEGER NOT NULL DEFAULT 0, stop_requested INTEGER NOT NULL DEFAULT 0,
                 provenance TEXT NOT NULL DEFAULT '{}')""")
+            columns = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
+            if "extra" not in columns:  # stores made before the column existed
+                con.execute("ALTER TABLE runs ADD COLUMN extra TEXT NOT NULL DEFAULT '{}'")
             con.execute("CREATE INDEX IF NOT EXISTS runs_experiment ON runs(experiment, state)")
             con.execute("""CREATE TABLE IF NOT EXISTS watchers (
                 key TEXT NOT NULL, session TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (key, session))""")
@@ -320,7 +324,7 @@ class RunStore:
             finished_at=row["finished_at"], device=row["device"], label=row["label"], message=row["message"],
             data=row["data"], version=row["version"], progress=json.loads(row["progress"] or "{}"),
             path=row["path"], bytes=row["bytes"], owner=row["owner"],
-            provenance=json.loads(row["provenance"] or "{}"))
+            provenance=json.loads(row["provenance"] or "{}"), extra=json.loads(row["extra"] or "{}"))
 
     def _check_live(self, con: sqlite3.Connection, row: sqlite3.Row) -> sqlite3.Row:
         """A live row whose process is gone becomes interrupted (written back once)."""
@@ -524,6 +528,14 @@ class RunStore:
         finally:
             con.close()
 
+    def set_extra(self, key: str, extra: Mapping[str, Any]) -> None:
+        """Plain data a run's result tabs need (e.g. which approach each model is), kept with the run."""
+        con = self._connect()
+        try:
+            con.execute("UPDATE runs SET extra=? WHERE key=?", (_dumps(dict(extra)), key))
+        finally:
+            con.close()
+
     def request_stop(self, key: str) -> None:
         con = self._connect()
         try:
@@ -548,7 +560,7 @@ class RunStore:
                     "version": rec.version, "private": rec.private, "state": state, "label": rec.label,
                     "device": device, "created_at": rec.created_at, "started_at": rec.started_at,
                     "finished_at": time.time(), "metrics": dict(metrics), "message": message,
-                    "provenance": dict(provenance or {})}
+                    "provenance": dict(provenance or {}), "extra": rec.extra}
             _write_json_atomic(tmp / "progress.json", dict(progress))
             for name, model in (models or {}).items():
                 model.save(tmp / f"{_safe_name(name)}.keras")
@@ -653,13 +665,14 @@ class RunStore:
         try:
             con.execute("INSERT OR REPLACE INTO runs (key, experiment, settings, data, version, private, reference, "
                         "state, label, device, created_at, started_at, finished_at, progress, metrics, message, path, "
-                        "bytes, provenance) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        "bytes, provenance, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (key, meta["experiment"], _dumps(meta.get("settings", {})), meta.get("data", ""),
                          int(meta.get("version", 1)), int(bool(meta.get("private"))), int(reference),
                          meta.get("state", "done"), meta.get("label", ""), meta.get("device", ""),
                          float(meta.get("created_at", 0.0)), meta.get("started_at"), meta.get("finished_at"),
                          progress, _dumps(meta.get("metrics", {})), meta.get("message"), str(folder.resolve()),
-                         0 if reference else _folder_bytes(folder), _dumps(meta.get("provenance", {}))))
+                         0 if reference else _folder_bytes(folder), _dumps(meta.get("provenance", {})),
+                         _dumps(meta.get("extra", {}))))
         finally:
             con.close()
         return True

@@ -248,6 +248,9 @@ def start(page: str, spec: RunSpec, make_runs: Callable[[], list[ModelRun]], *, 
     except StoreError as exc:
         st.error(f"The run could not be recorded: {exc}")
         return None
+    except ValueError as exc:  # the data could not be prepared (UploadError too): the page's words
+        st.error(str(exc))
+        return None
     _remember(page, v.key)
     if v.record.live:
         _watch(v.key)

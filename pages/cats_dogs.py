@@ -6,7 +6,7 @@ import os
 import streamlit as st
 
 from dnn2core import catsdogs as cd
-from dnn2core import data, device, models, pretrained, uploads
+from dnn2core import data, device, models, pretrained, runs, uploads
 from dnn2core.training import Budget
 from dnn2ui import bases as shared_bases
 from dnn2ui import live, uploads_ui
@@ -23,6 +23,7 @@ url.share_note()
 
 ON_GPU = device.configure_tensorflow().kind == "GPU"  # 224 px by default on a GPU, 150 px on a CPU
 REFERENCES = {"course: from scratch ~70%": 0.70, "course: frozen VGG16 ~97%": 0.97}
+VERSION = 1
 
 
 # ----------------------------------------------------------------------------- cached, shared resources
@@ -189,73 +190,74 @@ for arch in archs:
         st.warning(f"**{info.label}.** {info.message} Runs still train and are labelled '(random weights)': "
                    "they show the architecture and the timing, not the accuracy of transfer learning.")
 
-plans = st.session_state.setdefault(f"{PAGE}.plans", {})
+weights_words = {a: f"{base_for[a][1].source}:{int(base_for[a][1].pretrained)}:{typed_weights.strip() if a == 'vgg16' else ''}"
+                 for a in archs}
+settings = {"models": list(approaches), "seed": int(seed), "size": int(size), "n": int(n_train), "nval": int(n_val),
+            "epochs": int(epochs), "ftepochs": int(ft_epochs), "batch": int(batch_size), "deeper": bool(deeper),
+            "aug": bool(scratch_aug), "dropout": float(dropout), "fast": bool(fast), "faug": bool(frozen_aug),
+            "weights": weights_words}
+run_spec = runs.RunSpec(PAGE, settings, data=folder.digest if folder is not None else "", version=VERSION,
+                        secret=live.private_secret() if source_name == "upload" else "")
+holder: dict = {}  # the job, once started: a long feature extraction checks it for a Stop click
+
+
+def make_runs():
+    """Decode the images (once per server for these settings), then plan the chosen approaches."""
+    with st.spinner("Checking and decoding the images (once per server for these settings)…"):
+        prep = prepared(folder, folder.digest, int(size), int(n_train), int(n_val))
+    stores = {}
+    if fast and not frozen_aug and prep.in_memory:
+        for a in archs:
+            if cd.FeatureStore.nbytes(a, size, len(prep.y_train) + len(prep.y_val)) <= cd.MAX_IN_MEMORY_BYTES:
+                stores[a] = feature_store(a, weights_for[a], folder.digest, int(size), len(prep.y_train),
+                                          len(prep.y_val))
+    plan = cd.make_plan(spec, prep, {a: base_for[a] for a in archs}, stores,
+                        should_stop=lambda: cd.job_should_stop(holder.get("job")))
+    return plan.runs, {"kinds": plan.kinds, "notes": plan.notes, "report": prep.report.summary()}
+
+
 tab_train, tab_results, tab_models, tab_photo, tab_code, tab_why = st.tabs(
     ["Train", "Results", "The models", "Your photo", "Keras code", "Why these numbers"])
 
 # ----------------------------------------------------------------------------- train
 with tab_train:
     invalid = deeper and size < cd.MIN_DEEPER_SIZE and "From scratch" in approaches
-    start = live.start_button(PAGE, disabled=folder is None or not approaches or invalid)
     if folder is None:
         st.info("Get some images first (see above).")
-    if start and folder is not None:
-        try:
-            with st.spinner("Checking and decoding the images (once per server for these settings)…"):
-                prep = prepared(folder, folder.digest, int(size), int(n_train), int(n_val))
-            bases = {a: base_for[a] for a in archs}
-            stores = {}
-            if fast and not frozen_aug and prep.in_memory:
-                for a in archs:
-                    need = cd.FeatureStore.nbytes(a, size, len(prep.y_train) + len(prep.y_val))
-                    if need <= cd.MAX_IN_MEMORY_BYTES:
-                        stores[a] = feature_store(a, weights_for[a], folder.digest, int(size), len(prep.y_train),
-                                                  len(prep.y_val))
-            holder: dict = {}  # the job, once started: a long feature extraction checks it for a Stop click
-            plan = cd.make_plan(spec, prep, bases, stores, should_stop=lambda: cd.job_should_stop(holder.get("job")))
-        except ValueError as exc:
-            st.error(str(exc))
-        else:
-            budget = Budget(max_epochs=50, max_samples=2_000_000,
-                            max_seconds=float(os.environ.get("DNN2_JOB_SECONDS", "1800")))
-            job = live.start_job(PAGE, plan.runs, budget=budget, seed=int(seed),
-                                 label=f"{' + '.join(approaches)} · {size}px · {len(prep.y_train):,} images · "
-                                       f"{epochs} ep · seed {seed}")
-            holder["job"] = job
-            if job is not None:
-                plans[job.job_id] = dict(plan=plan, spec=spec, report=prep.report.summary(), size=int(size),
-                                         stores=stores)
-                for k in [k for k in plans if k not in {j.job_id for j in live.page_jobs(PAGE)}]:
-                    del plans[k]
-    job = live.latest_job(PAGE)
-    if job is not None and job.job_id in plans:
-        info = plans[job.job_id]
-        st.caption("🖼️ " + info["report"])
-        for note in info["plan"].notes:
+    if run_spec.private:
+        st.caption("🔒 A run on your uploaded images is private: it is kept under a secret in your link and its "
+                   "images and predictions are never shown to anyone else.")
+    run = live.run_panel(PAGE, run_spec, make_runs, budget=Budget.from_env(max_epochs=50, max_samples=2_000_000),
+                         seed=int(seed), disabled=folder is None or not approaches or invalid, seed_key=url.key("seed"),
+                         label=f"{' + '.join(approaches)} · {size}px · {n_train:,} images · {epochs} ep · seed {seed}")
+    if run is not None:
+        holder["job"] = run.job
+        extra = run.record.extra or (live.view(run.key).record.extra if run.record.live else {})
+        if extra.get("report"):
+            st.caption("🖼️ " + extra["report"])
+        for note in extra.get("notes", []):
             st.caption("ℹ️ " + note)
-        if any(k == "frozen (cached features)" for k in info["plan"].kinds.values()) and not job.done:
+        if "frozen (cached features)" in extra.get("kinds", {}).values() and not run.done:
             st.caption("The frozen-base run first extracts the features of every image (its batch counter waits "
                        "meanwhile), then trains the 25,089-parameter head in seconds per epoch.")
-    job = live.job_panel(PAGE, ("loss", "accuracy"))
-    if job is None:
-        st.info("Press **Start training**. The approaches train one after the other in your slot. Changing a "
-                "setting never restarts a run — only the button does.")
-    elif job.done:
-        live.finished_footer(PAGE, job, "accuracy")
+    if run is None:
+        st.info("Press **Start training**. The approaches train one after the other in your slot. Anyone who opens "
+                "these settings later sees this run; changing a setting never restarts a run — only the button does.")
+    elif run.done:
+        live.finished_footer(PAGE, run, "val_accuracy", axes=("size", "epochs", "n", "models"))
 
 # ----------------------------------------------------------------------------- results
-finished = [j for j in live.page_jobs(PAGE) if j.done and j.models and j.job_id in plans]
-result_job = finished[-1] if finished else None
+result_run = run if run is not None and run.done and run.model_names else None
 with tab_results:
-    if result_job is None:
+    if result_run is None:
         st.info("Train a run first: its approaches are compared here.")
     else:
-        info = plans[result_job.job_id]
-        snap = result_job.snapshot()
-        history = result_job.history_frame()
-        store_secs = next((s.seconds for s in info["stores"].values() if s.seconds), None)
-        frame = cd.results_frame(history, info["plan"].kinds, {n: mp.epoch_seconds for n, mp in snap.models.items()},
-                                 store_secs)
+        kinds = result_run.record.extra.get("kinds", {})
+        snap = result_run.snapshot()
+        history = result_run.history_frame()
+        store_secs = next((mp.results["extract_seconds"] for mp in snap.models.values()
+                           if mp.results.get("extract_seconds")), None)
+        frame = cd.results_frame(history, kinds, {n: mp.epoch_seconds for n, mp in snap.models.items()}, store_secs)
         st.caption(snap.label)
         cols = st.columns(max(1, len(frame)))
         for col, row in zip(cols, frame.itertuples(index=False)):
@@ -307,7 +309,7 @@ with tab_models:
 
 # ----------------------------------------------------------------------------- your photo
 with tab_photo:
-    if result_job is None:
+    if result_run is None:
         st.info("Train a run first, then ask every trained model about your own photo.")
     else:
         up = st.file_uploader("A photo of a cat or a dog", type=list(uploads.IMAGE_EXTENSIONS), key=f"{PAGE}.photo")
@@ -317,12 +319,16 @@ with tab_photo:
             except ValueError as exc:
                 st.error(f"{up.name}: {exc}")
             else:
-                info = plans[result_job.job_id]
-                x = cd.resize_photo(photo, info["size"])[None]
-                probs = {name: float(predict(x)[0]) for name, predict in info["plan"].predictors.items()
-                         if name in result_job.models}
+                kinds = result_run.record.extra.get("kinds", {})
+                x = cd.resize_photo(photo, int(size))[None]
+                probs = {}
+                for name in result_run.model_names:
+                    arch = cd.arch_of(name)
+                    predict = cd.stored_predictor(kinds.get(name, "scratch"), result_run.models[name],
+                                                  base_for[arch][0] if arch in base_for else None, arch)
+                    probs[name] = float(predict(x)[0])
                 c1, c2 = st.columns([1, 2])
-                c1.image(x[0], caption=f"As the models see it ({info['size']}x{info['size']})")
+                c1.image(x[0], caption=f"As the models see it ({size}x{size})")
                 c2.plotly_chart(cd.photo_probabilities_figure(probs), key=f"{PAGE}.photo_probs")
 
 # ----------------------------------------------------------------------------- code and explanations

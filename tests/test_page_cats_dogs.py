@@ -9,7 +9,7 @@ import zipfile
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP, qp, shared_data
+from conftest import APP, qp, shared_data, own_runs, run_registry
 
 pytestmark = pytest.mark.timeout(300)
 PAGE = "pages/cats_dogs.py"
@@ -38,11 +38,11 @@ def test_tiny_run_on_real_images_shows_results_and_classifies_a_photo(shared_dat
     assert "Trainable: **2,049**" in text(at) and "Trainable **7,079,424**" in text(at)
     at.button(key="cats_dogs.start").click().run()
     assert not at.exception, at.exception
-    jobs = at.session_state["cats_dogs.jobs"]
-    assert len(jobs) == 1 and jobs[-1].join(180)
+    [key] = own_runs(at, "cats_dogs")
+    run_registry().wait(key, 180)
     at.run()
     assert not at.exception, at.exception
-    snap = jobs[-1].snapshot()
+    snap = run_registry().view(key).snapshot()
     assert snap.state == "done", snap.message
     assert set(snap.models) == {"From scratch", "VGG16 frozen (random weights)"}
     assert all(len(mp.history["val_accuracy"]) == 1 for mp in snap.models.values())
@@ -55,8 +55,11 @@ def test_tiny_run_on_real_images_shows_results_and_classifies_a_photo(shared_dat
     assert 0.0 <= results["final val accuracy"].min() <= results["final val accuracy"].max() <= 1.0
     # a setting change never retrains; the URL follows
     at.slider(key="cats_dogs.epochs").set_value(3).run()
-    assert len(at.session_state["cats_dogs.jobs"]) == 1 and qp(at, "epochs") == "3"
+    assert len(run_registry().store.runs("cats_dogs")) == 1 and qp(at, "epochs") == "3"
     assert "epochs=3" in " ".join(c.value for c in at.code)
+    assert "Finished" not in text(at)  # no run of these settings yet
+    at.slider(key="cats_dogs.epochs").set_value(1).run()  # back to the stored run's settings: it is shown again
+    assert "Finished" in text(at)
     # the learner's own photo, then a broken one
     photo = shared_data("cats_and_dogs", "validation", "dogs", "dog.2000.jpg").read_bytes()
     at.file_uploader(key="cats_dogs.photo").set_value(("dog.jpg", photo, "image/jpeg")).run()
@@ -109,7 +112,8 @@ def test_stop_during_feature_extraction_ends_the_run(shared_data_dir, tmp_path, 
     # 500 images through VGG16 at 224 px take minutes on a CPU: Stop must not wait for them
     at = page(models="VGG16 frozen", size="224", n="500", nval="100", epochs="1")
     at.button(key="cats_dogs.start").click().run()
-    job = at.session_state["cats_dogs.jobs"][-1]
+    [key] = own_runs(at, "cats_dogs")
+    job = run_registry().view(key).job
     deadline = time.time() + 60
     while time.time() < deadline and job.snapshot().state != "running":
         time.sleep(0.1)
@@ -125,5 +129,9 @@ def test_stop_during_feature_extraction_ends_the_run(shared_data_dir, tmp_path, 
     assert snap.state == "stopped" and snap.stop_reason == "stopped by you"
     assert snap.models["VGG16 frozen (random weights)"].epoch == 0
     assert "Stopped during feature extraction" in snap.message
+    deadline = time.time() + 10  # nothing trained: the run is not kept, the settings can start again
+    while time.time() < deadline and run_registry().store.get(key) is not None:
+        time.sleep(0.1)
+    assert run_registry().store.get(key) is None
     at.run()
     assert not at.exception, at.exception

@@ -12,7 +12,7 @@ import zipfile
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP
+from conftest import APP, own_runs, run_registry
 from fuzz_cases import cases, seed_image
 
 from dnn2core import uploads
@@ -78,7 +78,7 @@ def test_inside_refuses_damaged_images_with_a_message(no_local_data, monkeypatch
 def test_mnist_refuses_damaged_digit_pictures_with_a_message(no_local_data):
     at = open_page("pages/mnist.py", n="500", epochs="1", models="Dense")
     at.button(key="mnist.start").click().run()
-    assert at.session_state["mnist.jobs"][-1].join(120)
+    assert run_registry().wait(own_runs(at, "mnist")[0], 120).state == "done"
     at.run()
     at.radio(key="mnist.digit_src").set_value("Upload a picture").run()
     upload_each(at, "mnist.upload", [(d, "") for d in BAD_IMAGES], "digit.png", "image/png", lambda a: a.error)
