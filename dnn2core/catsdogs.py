@@ -798,6 +798,14 @@ def _finetune_step(spec: RunSpec, arch: str, shared: "keras.Model", info: Weight
                     "fine-tuned")
 
 
+def validation_sample(prepared: Prepared, n: int = 64) -> dict[str, np.ndarray]:
+    """A few validation images (uint8) and labels, kept with a run so that Inside the network can
+    show its models real images; both classes, in the validation set's interleaved order."""
+    n = min(n, len(prepared.y_val))
+    x = np.clip(np.asarray(prepared.x_val[:n]), 0, 255).astype(np.uint8)
+    return {"sample/x": x, "sample/y": np.asarray(prepared.y_val[:n]).astype(np.int64).reshape(-1)}
+
+
 def stored_predictor(kind: str, model: "keras.Model", base: "keras.Model | None",
                      arch: str | None) -> Callable[[np.ndarray], np.ndarray]:
     """Ask a stored model about uint8 images: a head trained on cached features needs the shared

@@ -186,7 +186,24 @@ def _split_fn(model, layer_name: str, what: str = "output") -> Callable:
         return cached
     outer, _, inner = layer_name.partition("/")
     layer = _get_layer(model, outer)
-    if not inner:
+    if not inner and isinstance(model, keras.Sequential):
+        # Call the layers one after another: a Sequential model loaded from a .keras file can hold
+        # a second, disconnected graph, so its layer.output and its outputs need not be linked.
+        layers = list(model.layers)
+        pos = layers.index(layer)
+
+        def fn(x):
+            h = x
+            for i, lyr in enumerate(layers):
+                if i == pos and what == "input":
+                    return h
+                h = lyr(h, training=False)
+                if i == pos and what == "output":
+                    return h
+                if i == pos:
+                    acts = h
+            return [acts, h]
+    elif not inner:
         if what == "output":
             outputs = layer.output
         elif what == "input":

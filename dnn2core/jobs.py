@@ -198,8 +198,8 @@ class JobRegistry:
               artifacts: Mapping[str, Any] | None = None) -> tuple[RunView, bool]:
         """Train ``spec`` unless it is live or stored: returns (view, started_here).
 
-        ``make_runs`` returns the job's runs, or (runs, extra) where ``extra`` is plain data the
-        page's result tabs need, kept with the run. Raises ``QueueFull`` when the server's queue is
+        ``make_runs`` returns the job's runs, or (runs, extra) or (runs, extra, arrays): ``extra`` is
+        plain data and ``arrays`` are NumPy arrays the page's result tabs need, kept with the run. Raises ``QueueFull`` when the server's queue is
         full and ``LearnerLimit`` when this learner already has a run training and one waiting;
         neither leaves a run in the store.
         """
@@ -219,7 +219,8 @@ class JobRegistry:
             return self.view(key), False  # type: ignore[return-value]
         try:
             made = make_runs()
-            runs, extra = made if isinstance(made, tuple) else (made, None)
+            runs, extra, arrays = (tuple(made) + (None,))[:3] if isinstance(made, tuple) else (made, None, None)
+            artifacts = {**(artifacts or {}), **(arrays or {})}
             if extra:
                 self.store.set_extra(key, extra)
                 record = self.store.get(key) or record

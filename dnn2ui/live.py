@@ -380,6 +380,19 @@ def class_results(page: str, experiment: str, metric: str, *, axes: Sequence[str
                                                      title="Runs compared"), key=f"{page}.class.compare_fig")
 
 
+def finished_models(page: str, limit: int = 5) -> list[RunView]:
+    """This learner's finished runs of a page that kept trained models, newest first (for pages
+    that inspect models, e.g. Inside the network). Models load from the store on first use."""
+    out = []
+    for key in reversed(own_keys(page)):
+        v = view(key)
+        if v is not None and v.done and v.model_names:
+            out.append(v)
+        if len(out) >= limit:
+            break
+    return out
+
+
 def reference_run(experiment: str, **match) -> RunView | None:
     """The course's reference run of an experiment whose settings include ``match``."""
     for rec in store().runs(experiment):

@@ -213,7 +213,8 @@ def make_runs():
                                           len(prep.y_val))
     plan = cd.make_plan(spec, prep, {a: base_for[a] for a in archs}, stores,
                         should_stop=lambda: cd.job_should_stop(holder.get("job")))
-    return plan.runs, {"kinds": plan.kinds, "notes": plan.notes, "report": prep.report.summary()}
+    sample = cd.validation_sample(prep, 64)  # for Inside the network: a few images the models were scored on
+    return plan.runs, {"kinds": plan.kinds, "notes": plan.notes, "report": prep.report.summary()}, sample
 
 
 tab_train, tab_results, tab_models, tab_photo, tab_code, tab_why = st.tabs(

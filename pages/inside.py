@@ -9,6 +9,7 @@ import streamlit as st
 
 from dnn2core import adversarial, data, digits, interpret, pretrained, uploads
 from dnn2ui import bases as shared_bases
+from dnn2ui import live
 from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
 
@@ -51,52 +52,41 @@ def vgg_sample_photos() -> tuple[np.ndarray, tuple[str, ...]]:
     return np.stack([interpret.fit_image(data.load_sample_image(n).data, (224, 224, 3)) for n in names]), tuple(names)
 
 
-def finished_models(page: str) -> list[tuple[int, object, str, object]]:
-    """(job index, job, model name, model) for this learner's finished runs on another page."""
-    out = []
-    for i, job in enumerate(st.session_state.get(f"{page}.jobs", [])):
-        if not getattr(job, "done", False):
-            continue
-        for name, model in dict(getattr(job, "models", {})).items():
-            out.append((i, job, name, model))
-    return out
-
-
-def job_label(job, i: int) -> str:
-    try:
-        return job.snapshot().label or f"run {i + 1}"
-    except Exception:  # a job object from an older version of the page
-        return f"run {i + 1}"
-
-
-def model_choices() -> dict[str, interpret.ModelChoice]:
+def model_choices() -> tuple[dict[str, interpret.ModelChoice], dict]:
+    """Every model the learner can look inside, and how to load each (only the chosen one is loaded)."""
     x_test, y_test, prov = mnist_test(str(data.data_dir()))
     choices: dict[str, interpret.ModelChoice] = {}
-    for i, job, name, model in finished_models("mnist"):
-        if name == "CNN":
-            choices[f"mnist:{i}"] = interpret.ModelChoice(
-                f"mnist:{i}", f"Your MNIST CNN ({job_label(job, i)})", model, "mnist", class_names=MNIST_NAMES,
+    loaders: dict = {}
+    for v in live.finished_models("mnist"):
+        if "CNN" in v.model_names:
+            k = f"mnist:{v.key[:8]}"
+            choices[k] = interpret.ModelChoice(
+                k, f"Your MNIST CNN ({v.snapshot().label})", None, "mnist", class_names=MNIST_NAMES,
                 images=x_test, labels=y_test, images_note=f"{len(y_test):,} MNIST test digits")
-    for i, job, name, model in finished_models("cats_dogs") + finished_models("catsdogs"):
-        if len(getattr(model, "input_shape", ())) != 4:  # e.g. a head trained on extracted features
-            continue
-        run = next((r for r in getattr(job, "runs", []) if r.name == name), None)
-        found_cache = st.session_state.setdefault("inside.job_images", {})
-        if (id(job), name) not in found_cache:  # reading a tf.data set takes seconds: once per run
-            found_cache[(id(job), name)] = interpret.images_from_fit(run.fit_kwargs) if run is not None else None
-        found = found_cache[(id(job), name)]
-        x, y = found if found is not None else (None, None)
-        vr = interpret.guess_value_range(x) if x is not None else (0.0, 1.0)
-        names = tuple(getattr(job, "class_names", ("cat", "dog")))
-        choices[f"catsdogs:{i}:{name}"] = interpret.ModelChoice(
-            f"catsdogs:{i}:{name}", f"Your cats/dogs model: {name} ({job_label(job, i)})", model, "catsdogs",
-            value_range=vr, class_names=names, images=x, labels=y,
-            images_note=f"{len(y):,} of your validation images" if y is not None else "no dataset images found")
-    default = default_cnn()
+            loaders[k] = lambda v=v: v.models["CNN"]
+    reference = live.reference_run("mnist")
+    if reference is not None and "CNN" in reference.model_names:
+        choices["reference"] = interpret.ModelChoice(
+            "reference", "The course's MNIST CNN (60,000 digits, 5 epochs)", None, "mnist", class_names=MNIST_NAMES,
+            images=x_test, labels=y_test, images_note=f"{len(y_test):,} MNIST test digits")
+        loaders["reference"] = lambda: reference.models["CNN"]
+    for v in live.finished_models("cats_dogs"):
+        kinds, sample = v.record.extra.get("kinds", {}), v.artifacts()
+        x, y = sample.get("sample/x"), sample.get("sample/y")
+        for name in v.model_names:
+            if kinds.get(name) == "frozen (cached features)":
+                continue  # a head trained on extracted features: it takes no images
+            k = f"catsdogs:{v.key[:8]}:{name}"
+            choices[k] = interpret.ModelChoice(
+                k, f"Your cats/dogs model: {name}", None, "catsdogs", value_range=(0.0, 255.0),
+                class_names=("cat", "dog"), images=x, labels=y,
+                images_note=f"{len(y):,} of your validation images" if y is not None else "no dataset images found")
+            loaders[k] = lambda v=v, name=name: v.models[name]
     choices["default"] = interpret.ModelChoice(
-        "default", "Small CNN trained here (MNIST)", default.model, "mnist", class_names=MNIST_NAMES,
+        "default", "Small CNN trained here (MNIST)", None, "mnist", class_names=MNIST_NAMES,
         images=x_test, labels=y_test, images_note=f"{len(y_test):,} MNIST test digits")
-    return choices
+    loaders["default"] = lambda: default_cnn().model
+    return choices, loaders
 
 
 def clamp(name: str, options: list, default) -> None:
@@ -116,7 +106,7 @@ def remember(cache_name: str, key, value) -> None:
 # ----------------------------------------------------------------------------- the model
 with st.sidebar:
     st.markdown("**Model to look inside**")
-    choices = model_choices()
+    choices, loaders = model_choices()
     vgg_path, _, vgg_reason = pretrained.find_weights("vgg16")  # never downloads here: 58 MB by surprise
     if vgg_path is not None:
         photos, photo_names = vgg_sample_photos()
@@ -125,8 +115,9 @@ with st.sidebar:
             images=photos,
             images_note=f"the {len(photo_names)} built-in sample photos (ImageNet is not on this server)")
     keys = list(choices)
-    clamp("model", keys, "default")
-    model_key = url.selectbox("model", "Model", keys, "default", format_func=lambda k: choices[k].label)
+    first = "reference" if "reference" in choices else "default"  # the course's CNN needs no training here
+    clamp("model", keys, first)
+    model_key = url.selectbox("model", "Model", keys, first, format_func=lambda k: choices[k].label)
     if vgg_path is None:
         st.toggle("VGG16 (ImageNet)", value=False, disabled=True, key="inside.vgg_unavailable", help=vgg_reason)
         st.caption(f"VGG16 is unavailable: {vgg_reason}")
@@ -135,6 +126,8 @@ with st.sidebar:
     choice = choices[model_key]
     if choice.kind == "vgg16":
         choice.model = shared_bases.imagenet_base("vgg16")[0]  # the same shared base as the cats/dogs page
+    else:
+        choice.model = loaders[model_key]()
     if model_key == "default":
         st.caption(default_cnn().description)
     if not any(k.startswith(("mnist:", "catsdogs:")) for k in keys):

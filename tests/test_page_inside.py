@@ -9,14 +9,13 @@ from __future__ import annotations
 import base64
 import io
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT
+from conftest import ROOT, run_registry
 
 TINY = dict(steps="4", n="2", ups="1", topk="3", pop="20", gens="3")
 
@@ -163,23 +162,32 @@ def test_attack_panel_single_targeted_and_batch():
     assert summary["mean_queries"] <= 1 + 10 * 3
 
 
+def _train_tiny_mnist_cnn() -> str:
+    """A finished MNIST run in this test's store, trained as the MNIST page trains it."""
+    from dnn2core import data, experiments, runs
+
+    mnist = data.load_mnist().data
+    settings = experiments.mnist_settings(models=["CNN"], api="sequential", epochs=1, batch=64, opt="rmsprop", lr=1e-3,
+                                          n=500, val=0.1, seed=0)
+    spec = runs.RunSpec("mnist", settings, data=experiments.mnist_fingerprint(mnist), version=experiments.MNIST_VERSION)
+    view, started = run_registry().start(spec, lambda: experiments.mnist_runs(mnist, settings),
+                                         budget=experiments.mnist_budget(), seed=0, label="CNN · 1 ep", session="t")
+    assert started and run_registry().wait(spec.key, 120).state == "done"
+    return spec.key
+
+
 def test_the_learners_own_mnist_cnn_is_offered():
-    import keras
-
-    from dnn2core.models import build_mnist_cnn
-
-    keras.utils.set_random_seed(0)
-    mine = build_mnist_cnn()
-    job = SimpleNamespace(done=True, models={"CNN": mine, "Dense": object()},
-                          snapshot=lambda: SimpleNamespace(label="Run 1: CNN vs dense"))
-    running = SimpleNamespace(done=False, models={}, snapshot=lambda: SimpleNamespace(label="Run 2"))
-    at = page(session={"mnist.jobs": [job, running]}, model="mnist:0")
-    assert at.selectbox(key="inside.model").value == "mnist:0"
-    assert at.selectbox(key="inside.model").options == ["Your MNIST CNN (Run 1: CNN vs dense)",
-                                                       "Small CNN trained here (MNIST)"]
+    key = _train_tiny_mnist_cnn()
+    at = page(session={"_runs.own": [("mnist", key)]}, model=f"mnist:{key[:8]}")
+    assert at.selectbox(key="inside.model").value == f"mnist:{key[:8]}"
+    assert at.selectbox(key="inside.model").options == ["Your MNIST CNN (CNN · 1 ep)", "Small CNN trained here (MNIST)"]
     at.button(key="inside.gen").click().run()
     assert not at.exception
-    assert all(k[0] == "mnist:0" and k[1] == id(mine) for k in at.session_state["inside.exemplar_cache"])
+    mine = run_registry().view(key).models["CNN"]
+    assert all(k[0] == f"mnist:{key[:8]}" and k[1] == id(mine) for k in at.session_state["inside.exemplar_cache"])
+    # after a refresh (a new session) the learner's own run is no longer "theirs": not offered
+    fresh = page()
+    assert fresh.selectbox(key="inside.model").options == ["Small CNN trained here (MNIST)"]
 
 
 def _png(w, h, value=0):
