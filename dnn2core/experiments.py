@@ -25,6 +25,9 @@ __all__ = ["housing_fingerprint", "mnist_fingerprint", "sequences_fingerprint", 
            "mnist_budget", "mnist_runs", "mnist_settings"]
 
 MNIST_VERSION = 1
+# Batches per Python step (see ModelRun.steps_per_execution): small models spend most of a step in
+# Keras' Python loop, so they run several; the CNN is compute-bound on a CPU and gains little.
+STEPS_PER_EXECUTION = {"Dense": 32, "CNN": 4, "SimpleRNN": 32, "LSTM": 32, "Network": 32}
 
 
 def mnist_fingerprint(mnist: Mnist) -> str:
@@ -64,7 +67,8 @@ def mnist_runs(mnist: Mnist, settings: Mapping[str, Any]) -> list[ModelRun]:
             name, partial(builders[name], settings["api"], settings["opt"], float(settings["lr"])),
             dict(x=digits.as_input(split.x_train, kind), y=split.y_train, epochs=int(settings["epochs"]),
                  batch_size=int(settings["batch"]), validation_split=float(settings["val"]), shuffle=True),
-            evaluate=partial(_mnist_evaluate, x_test=split.x_test, y_test=split.y_test, kind=kind)))
+            evaluate=partial(_mnist_evaluate, x_test=split.x_test, y_test=split.y_test, kind=kind),
+            steps_per_execution=STEPS_PER_EXECUTION[name]))
     return runs
 
 
@@ -120,7 +124,7 @@ def housing_runs(prep, settings: Mapping[str, Any]) -> list[ModelRun]:
     return [ModelRun("Network", partial(reg.build_house_regressor, prep.n_features, log_target=bool(settings["log"]),
                                         target_offset=prep.target_offset),
                      reg.fit_kwargs(prep, int(settings["epochs"]), int(settings["batch"]), stop_patience=patience),
-                     evaluate=partial(_housing_evaluate, prep=prep))]
+                     evaluate=partial(_housing_evaluate, prep=prep), steps_per_execution=STEPS_PER_EXECUTION["Network"])]
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,5 +185,6 @@ def sequences_runs(prep, settings: Mapping[str, Any]) -> list[ModelRun]:
     return [ModelRun(kind, partial(fc.build_forecaster, kind, prep.input_shape, prep.f),
                      dict(x=prep.X_train, y=prep.Y_train, epochs=int(settings["epochs"]), batch_size=fc.BATCH_SIZE,
                           validation_data=(prep.X_val, prep.Y_val), shuffle=True),
-                     evaluate=partial(_sequences_evaluate, X=prep.X_val, Y=prep.Y_val))
+                     evaluate=partial(_sequences_evaluate, X=prep.X_val, Y=prep.Y_val),
+                     steps_per_execution=STEPS_PER_EXECUTION[kind])
             for kind in settings["models"]]

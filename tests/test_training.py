@@ -422,3 +422,35 @@ def test_job_stopped_from_long_work_in_a_build_ends_as_stopped():
     assert snap.state == "stopped" and snap.stop_reason == "stopped by you"
     assert "feature extraction" in snap.message
     assert job.gate.running() == []
+
+
+def test_steps_per_execution_keeps_the_same_updates():
+    """Several batches per Python step only removes overhead: same seed, same batches, same weights."""
+    import keras
+
+    from dnn2core.training import JobGate, ModelRun, TrainingJob
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(640, 20)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
+
+    def build():
+        model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(16, activation="relu"),
+                                  keras.layers.Dense(2, activation="softmax")])
+        model.compile("rmsprop", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    results = []
+    for spe in (1, 8):
+        job = TrainingJob([ModelRun("m", build, dict(x=x, y=y, epochs=3, batch_size=32, validation_split=0.25,
+                                                     shuffle=True), steps_per_execution=spe)],
+                          gate=JobGate(1), seed=7)
+        job.start()
+        assert job.join(120) and job.snapshot().state == "done"
+        mp = job.snapshot().models["m"]
+        assert mp.epoch == 3 and mp.batch == 0 and mp.samples_seen == 3 * 480
+        results.append((mp.history, job.models["m"].get_weights()))
+    (h1, w1), (h8, w8) = results
+    assert np.allclose(h1["loss"], h8["loss"], rtol=1e-5) and np.allclose(h1["val_loss"], h8["val_loss"], rtol=1e-5)
+    for a, b in zip(w1, w8):
+        assert np.allclose(a, b, atol=1e-5)
