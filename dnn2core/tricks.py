@@ -248,9 +248,11 @@ def shuffling_runs(data: DigitData, *, epochs: int, batch_size: int, hidden: int
     build = _builder(hidden, optimizer, learning_rate)
     runs = [
         ModelRun("Ordered by class", build, dict(x=xo, y=yo, epochs=int(epochs), batch_size=bs,
-                                                 validation_data=val, shuffle=False), steps_per_execution=STEPS_PER_EXECUTION),
+                                                 validation_data=val, shuffle=False),
+                 steps_per_execution=STEPS_PER_EXECUTION),
         ModelRun("Shuffled", build, dict(x=xs, y=ys, epochs=int(epochs), batch_size=bs,
-                                         validation_data=val, shuffle=True), steps_per_execution=STEPS_PER_EXECUTION),
+                                         validation_data=val, shuffle=True),
+                 steps_per_execution=STEPS_PER_EXECUTION),
     ]
     if with_keras_shuffle:
         runs.append(ModelRun("Ordered, fit(shuffle=True)", build,
