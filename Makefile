@@ -10,7 +10,7 @@ ifneq ($(wildcard $(SHARED_DATA)/README.md),)
 export DNN2_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: install run test unit e2e bench clean
+.PHONY: install run test unit e2e bench reference clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ unit: install
 e2e: install
 	@command -v chromium >/dev/null || bash tests/e2e/install_chromium.sh
 	$(PY) tests/e2e/run_e2e.py
+
+## Train the course's full-length runs into the run store (DNN2_RUNS_DIR), with progress bars.
+## EXPORT=assets/reference also writes them where the repository ships them (a maintainer's step).
+EXPORT ?=
+reference: install
+	$(PY) -m dnn2core.reference $(if $(EXPORT),--export $(EXPORT))
 
 ## Benchmarks print tables; their latest figures go in README.md. Not part of CI.
 bench: install

@@ -89,7 +89,7 @@ def main() -> None:
         leaks = []
         for i, p in enumerate(pages):
             text = p.inner_text('[data-testid="stMain"]')
-            labels = re.findall(r"Run \d+: Dense · 2 ep · batch 32 · rmsprop 0.001 · 1,000 digits · seed (\d+)", text)
+            labels = re.findall(r"Dense · 2 ep · batch 32 · rmsprop 0.001 · 1,000 digits · seed (\d+)", text)
             own = str(100 + i)
             if i < args.trainers and set(labels) != {own}:
                 leaks.append(f"session {i} shows runs {labels}")

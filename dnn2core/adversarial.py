@@ -230,20 +230,29 @@ def one_pixel_attack(model, image: np.ndarray, label: int, pixels: int = 1, *, m
 def attack_many(model, images: np.ndarray, labels: Sequence[int], *, pixels: int = 1, maxiter: int = 75,
                 popsize: int = 400, seed: int = 0, targeted: int | None = None,
                 value_range: ValueRange = (0.0, 1.0), preprocess: Callable | None = None,
-                progress: Callable[[int, int], None] | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
+                progress: Callable[[int, int], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
     """Attack several images; images the model already gets wrong are skipped (as in the paper).
 
+    ``should_stop`` is asked after every generation (a Stop click or a spent budget): the image
+    being attacked is then left out, and the images done so far are the result.
     Returns one row per image and a summary: attacked, skipped, successes, success_rate,
     mean_queries (over attacked images), mean_queries_success, seconds."""
     rows = []
     started = time.perf_counter()
+    stop_cb = (lambda generation, confidence, queries: bool(should_stop())) if should_stop is not None else None
     for i, (img, lab) in enumerate(zip(images, labels)):
+        if should_stop is not None and should_stop():
+            break
         if targeted is not None and int(lab) == targeted:
             rows.append({"image": i, "label": int(lab), "skipped": True, "success": False, "queries": 0,
                          "generations": 0, "prediction_after": int(lab), "seconds": 0.0})
         else:
             res = one_pixel_attack(model, img, int(lab), pixels, maxiter=maxiter, popsize=popsize, seed=seed + i,
-                                   targeted=targeted, value_range=value_range, preprocess=preprocess)
+                                   targeted=targeted, value_range=value_range, preprocess=preprocess,
+                                   callback=stop_cb)
+            if should_stop is not None and should_stop():
+                break  # cut short: not a measurement
             rows.append({"image": i, "label": int(lab), "skipped": bool(res["already"]),
                          "success": bool(res["success"]) and not res["already"], "queries": res["queries"],
                          "generations": res["generations"], "prediction_after": res["prediction_after"],

@@ -745,9 +745,11 @@ def _cached_frozen_step(spec: RunSpec, prepared: Prepared, arch: str, shared: "k
 
     paid: dict[str, float] = {}
 
-    def build():
+    def extract():  # outside the build lock: minutes on a CPU must not block other learners' builds
         if store.fill(shared, prepared.x_train, prepared.x_val, should_stop=should_stop):
             paid["seconds"] = float(store.seconds or 0.0)
+
+    def build():
         trained[name] = build_head(store.x_train.shape[1:], BASES[arch].pooling)
         return trained[name]
 
@@ -759,7 +761,8 @@ def _cached_frozen_step(spec: RunSpec, prepared: Prepared, arch: str, shared: "k
 
     fit = dict(x=store.x_train, y=prepared.y_train, batch_size=spec.batch_size, shuffle=True, epochs=spec.epochs,
                validation_data=(store.x_val, prepared.y_val))
-    return PlanStep(ModelRun(name, build, fit, evaluate=evaluate), predict, "frozen (cached features)")
+    return PlanStep(ModelRun(name, build, fit, evaluate=evaluate, prepare=extract), predict,
+                    "frozen (cached features)")
 
 
 def _full_frozen_step(spec: RunSpec, arch: str, shared: "keras.Model", info: WeightsInfo, fit: dict,

@@ -288,6 +288,12 @@ class ModelRun:
     evaluate: Callable[["keras.Model"], dict] | None = None  # after training, e.g. test accuracy
     initial_model: "keras.Model | None" = None  # train this model further instead of building
     # (trained in place: pass a per-learner copy, never a shared pretrained base)
+    prepare: Callable[[], None] | None = None  # long work before the build (feature extraction), run
+    # outside BUILD_LOCK so it never blocks other learners' builds; it may raise JobStopped
+    task: "Callable[[TrainingJob, str], dict] | None" = None  # heavy work that is not a fit (a batch of
+    # attacks): task(job, name) runs in the job's gate slot under its budget, reports with
+    # job.report_task(name, done, total), polls job.should_stop(), and returns results like evaluate
+    unit: str = "epoch"  # what the progress counts: "epoch", or e.g. "image" for a task
     steps_per_execution: int = 1  # batches per Python step: the same batches and updates, less overhead
     # for small models (Keras runs N steps inside one tf.function call); keep N steps well under 0.5 s
     # so the progress bar and Stop still answer twice a second
@@ -311,6 +317,7 @@ class ModelProgress:
     params: int = 0
     requested_epochs: int = 0  # what fit_kwargs asked for, before the epoch budget
     validating: bool = False  # inside fit's validation pass (the batch counter pauses there)
+    unit: str = "epoch"  # what epoch/epochs count: "epoch", or e.g. "image" for a task
 
 
 @dataclass
@@ -504,7 +511,7 @@ class TrainingJob:
         if len(set(names)) != len(names):
             raise ValueError(f"ModelRun names must be unique, got {names}.")
         for r in runs:
-            if r.initial_model is None and not callable(r.build):
+            if r.task is None and r.initial_model is None and not callable(r.build):
                 raise ValueError(f"{r.name}: build must be a function returning a compiled model.")
         self.runs = list(runs)
         self.gate = gate
@@ -532,6 +539,9 @@ class TrainingJob:
         )
         for r in runs:  # planned epochs for display before the job starts
             mp = self._progress.models[r.name]
+            mp.unit = r.unit
+            if r.task is not None:
+                continue
             try:
                 plan = _plan_fit(r, budget)
             except Exception:
@@ -711,13 +721,40 @@ class TrainingJob:
                 if mp.state in ("pending", "running"):
                     mp.state = "stopped"
 
+    def report_task(self, name: str, done: int, total: int) -> None:
+        """A task's progress (e.g. 3 of 10 images attacked), shown like epochs."""
+        with self._lock:
+            mp = self._progress.models[name]
+            mp.epoch, mp.epochs, mp.requested_epochs = int(done), int(total), int(total)
+
+    def _run_task(self, run: ModelRun) -> None:
+        with self._lock:
+            self._progress.models[run.name].state = "running"
+            self._progress.current = run.name
+        results = dict(run.task(self, run.name) or {})
+        arrays = {k: v for k, v in results.items() if hasattr(v, "shape") and getattr(v, "ndim", 0) > 0}
+        reason = self._check_budget()
+        if reason is not None:
+            self._halt(reason)
+        with self._lock:
+            for k, v in arrays.items():
+                self.artifacts[f"{run.name}/{k}"] = v
+            mp = self._progress.models[run.name]
+            mp.results = {k: v for k, v in results.items() if k not in arrays}
+            mp.state = "stopped" if self._stop_event.is_set() else "done"
+
     def _train_one(self, run: ModelRun) -> None:
+        if run.task is not None:
+            self._run_task(run)
+            return
         plan = _plan_fit(run, self.budget)
         with self._lock:
             mp = self._progress.models[run.name]
             mp.state = "running"
             mp.epochs, mp.requested_epochs, mp.steps = plan.epochs, plan.requested_epochs, plan.steps
             self._progress.current = run.name
+        if run.prepare is not None:
+            run.prepare()  # outside the build lock: may take minutes (feature extraction)
         if run.initial_model is not None:
             model = run.initial_model
         else:

@@ -145,6 +145,9 @@ def _status_line(snap, record: RunRecord, gate: JobGate, watchers: int) -> str:
             return f"Saving the run…{watching}" if any(m.epoch for m in snap.models.values()) else "Starting…"
         steps = f"/{mp.steps}" if mp.steps else ""
         phase = " · validating…" if mp.validating else ""
+        if mp.unit != "epoch":  # a task, e.g. a batch of attacks: "image 3/10"
+            return (f"🏃 **{mp.name}** · {mp.unit} {min(mp.epoch + 1, max(mp.epochs, 1))}/{mp.epochs} · "
+                    f"elapsed {format_eta(snap.elapsed)} · ETA {format_eta(snap.eta_seconds)}{watching}")
         return (f"🏃 **{mp.name}** · epoch {min(mp.epoch + 1, mp.epochs)}/{mp.epochs} · batch {mp.batch}{steps}"
                 f"{phase} · elapsed {format_eta(snap.elapsed)} · ETA {format_eta(snap.eta_seconds)}{watching}")
     when = time.strftime("%d %b %H:%M", time.localtime(record.finished_at)) if record.finished_at else ""
@@ -202,7 +205,7 @@ def _draw(v: RunView, page: str, metrics: Sequence[str], live: bool, reference: 
     if snap.device:
         st.caption(f"Device: {snap.device}. Batch values are running means over the current epoch.")
     st.dataframe(_speed_table(snap), hide_index=True, key=f"{page}.speed.{v.key}.{live}")
-    history = _curves(v, reference)
+    history = _curves(v, reference) if metrics else pd.DataFrame()
     if len(history):
         if reference is not None and reference.key != v.key:
             st.caption(f"Curves named *Course full run* are the course's full-length run "

@@ -5,9 +5,11 @@ import os
 import time
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
-from dnn2core import adversarial, data, digits, interpret, pretrained, uploads
+from dnn2core import adversarial, data, digits, interpret, pretrained, runs, uploads
+from dnn2core.training import Budget, ModelRun
 from dnn2ui import bases as shared_bases
 from dnn2ui import live
 from dnn2ui.sidebar import data_banner
@@ -87,6 +89,23 @@ def model_choices() -> tuple[dict[str, interpret.ModelChoice], dict]:
         images=x_test, labels=y_test, images_note=f"{len(y_test):,} MNIST test digits")
     loaders["default"] = lambda: default_cnn().model
     return choices, loaders
+
+
+def model_identity(key: str) -> str:
+    """What makes a chosen model itself, for run keys: the default CNN's training settings, or the
+    run (reference or the learner's) that trained it."""
+    if key == "default":
+        return "default:" + os.environ.get("DNN2_DEFAULT_CNN_TRAIN", "") + ":" + os.environ.get(
+            "DNN2_DEFAULT_CNN_EPOCHS", "") + ":" + str(data.data_dir().name)
+    if key == "reference":
+        ref = live.reference_run("mnist")
+        return f"reference:{ref.key if ref else ''}"
+    return key
+
+
+def private_model_secret(key: str) -> str:
+    """A learner's own model is theirs: attacks on it stay in their link (their cats/dogs images)."""
+    return live.private_secret() if key.startswith(("mnist:", "catsdogs:")) else ""
 
 
 def clamp(name: str, options: list, default) -> None:
@@ -350,7 +369,6 @@ with tab_sal:
 
 # ----------------------------------------------------------------------------- one-pixel attack
 ATTACK = "inside.attack_result"
-BATCH = "inside.batch_result"
 with tab_attack:
     st.info(adversarial.HONEST_NOTE)
     if not choice.classifier:
@@ -376,7 +394,7 @@ with tab_attack:
                 st.error("The target must differ from the true class.")
             else:
                 bar = st.progress(0.0, text="Generation 0")
-                live = st.empty()
+                curve_slot = st.empty()
                 last = [0.0]
                 curve_so_far: list[float] = []
 
@@ -386,14 +404,14 @@ with tab_attack:
                     now = time.monotonic()
                     if now - last[0] > 0.3:
                         last[0] = now
-                        live.line_chart({"p(true class)": curve_so_far + [conf]}, height=180)
+                        curve_slot.line_chart({"p(true class)": curve_so_far + [conf]}, height=180)
                     curve_so_far.append(conf)
                 res = adversarial.one_pixel_attack(model, image, int(true_label), int(n_pixels), maxiter=int(maxiter),
                                                    popsize=int(popsize), seed=int(attack_seed), targeted=target,
                                                    callback=on_generation, value_range=choice.value_range,
                                                    preprocess=choice.preprocess)
                 bar.empty()
-                live.empty()
+                curve_slot.empty()
                 st.session_state[ATTACK] = {"result": res, "original": np.array(image), "model": choice.key}
         shown = st.session_state.get(ATTACK)
         if shown is not None and shown["model"] == choice.key and np.array_equal(shown["original"], image):
@@ -429,28 +447,39 @@ with tab_attack:
                                  min(10, len(choice.labels)))
             st.caption(f"Same settings as above; at most {int(n_batch) * budget:,} queries in all. Images the "
                        "model already gets wrong are skipped, as in the paper.")
-            if st.button("Run the batch", key="inside.batch_go"):
-                bar = st.progress(0.0, text="Attacking…")
+            batch_spec = runs.RunSpec("inside", {
+                "part": "batch", "model": model_identity(model_key), "pixels": int(n_pixels), "pop": int(popsize),
+                "gens": int(maxiter), "target": -1 if target is None else int(target), "n": int(n_batch),
+                "seed": int(attack_seed)}, version=1, secret=private_model_secret(model_key))
+            batch_images, batch_labels = choice.images[:int(n_batch)], choice.labels[:int(n_batch)]
+
+            def attack_task(job, name: str) -> dict:
+                """In a training slot, under the job budget: Stop and the time budget end it between generations."""
                 frame, summary = adversarial.attack_many(
-                    model, choice.images[:int(n_batch)], choice.labels[:int(n_batch)], pixels=int(n_pixels),
-                    maxiter=int(maxiter), popsize=int(popsize), seed=int(attack_seed), targeted=target,
-                    value_range=choice.value_range, preprocess=choice.preprocess,
-                    progress=lambda i, n: bar.progress(i / n, text=f"Image {i}/{n}"))
-                bar.empty()
-                st.session_state[BATCH] = {"frame": frame, "summary": summary, "model": choice.key,
-                                           "settings": (int(n_pixels), int(popsize), int(maxiter), target)}
-            batch = st.session_state.get(BATCH)
-            if batch is not None and batch["model"] == choice.key:
-                s = batch["summary"]
+                    model, batch_images, batch_labels, pixels=int(n_pixels), maxiter=int(maxiter),
+                    popsize=int(popsize), seed=int(attack_seed), targeted=target, value_range=choice.value_range,
+                    preprocess=choice.preprocess, progress=lambda i, n: job.report_task(name, i, n),
+                    should_stop=lambda: job.should_stop() is not None)
+                return {"summary": summary, "rows": frame.to_dict("records")}
+
+            batch = live.run_panel(
+                "inside.batch", batch_spec,
+                lambda: [ModelRun("One-pixel attack", None, {}, task=attack_task, unit="image")],
+                budget=Budget.from_env(), seed=int(attack_seed), metrics=(), start_label="Run the batch",
+                label=f"{int(n_batch)} images · {int(n_pixels)} px · population {int(popsize)} · "
+                      f"{int(maxiter)} generations")
+            result = batch.snapshot().models["One-pixel attack"].results if batch is not None and batch.done else {}
+            if result.get("summary"):
+                s = result["summary"]
                 b1, b2, b3 = st.columns(3)
                 b1.metric("Success rate", "n/a" if s["attacked"] == 0 else f"{s['success_rate']:.0%}",
                           help=f"{s['successes']} of {s['attacked']} attacked images; {s['skipped']} skipped")
                 b2.metric("Mean queries per image", f"{s['mean_queries']:,.0f}" if s["attacked"] else "n/a")
                 b3.metric("Seconds", f"{s['seconds']:.1f}")
-                px, pop, gens, tgt = batch["settings"]
-                st.caption(f"{px} pixel(s), population {pop}, up to {gens} generations"
-                           + (f", target {names[tgt]}" if tgt is not None else "") + ".")
-                st.dataframe(batch["frame"], hide_index=True)
+                st.caption(f"{int(n_pixels)} pixel(s), population {int(popsize)}, up to {int(maxiter)} generations"
+                           + (f", target {names[target]}" if target is not None else "") + ". A batch trains nothing "
+                           "but takes a training slot: it waits in the same queue and has the same time budget.")
+                st.dataframe(pd.DataFrame(result["rows"]), hide_index=True, key="inside.batch_table")
 
 # ----------------------------------------------------------------------------- code
 with tab_code:

@@ -153,13 +153,47 @@ def test_attack_panel_single_targeted_and_batch():
     at.slider(key="inside.batch_n").set_value(3)
     at.select_slider(key="inside.pop").set_value(10)
     at.slider(key="inside.gens").set_value(2)
-    at.button(key="inside.batch_go").click().run()
+    at.button(key="inside.batch.start").click().run()
+    assert not at.exception
+    [key] = [k for p, k in at.session_state["_runs.own"] if p == "inside.batch"]
+    record = run_registry().wait(key, 120)
+    assert record.state == "done" and record.experiment == "inside" and record.settings["n"] == 3
+    at.run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Success rate"] == "n/a" or metrics["Success rate"].endswith("%")
-    summary = at.session_state["inside.batch_result"]["summary"]
+    summary = run_registry().view(key).snapshot().models["One-pixel attack"].results["summary"]
     assert summary["attacked"] + summary["skipped"] == 3
     assert summary["mean_queries"] <= 1 + 10 * 3
+
+
+def test_a_batch_attack_waits_in_the_training_queue_and_stops(monkeypatch):
+    """A heavy batch takes a gate slot like a training: it queues behind one, and Stop ends it."""
+    from dnn2ui.live import shared_gate
+
+    at = page(model="default", pop="400", gens="100", batch_n="20")
+    gate = shared_gate()
+    gate.enqueue("someone-else")  # a training holds the only slot (on a 1-slot server)
+    assert gate.acquire("someone-else", __import__("threading").Event())
+    try:
+        at.button(key="inside.batch.start").click().run()
+        [key] = [k for p, k in at.session_state["_runs.own"] if p == "inside.batch"]
+        view = run_registry().view(key)
+        if gate.max_running == 1:
+            import time
+            time.sleep(0.5)
+            assert view.job.snapshot().state == "queued"
+    finally:
+        gate.release("someone-else")
+    import time
+    deadline = time.time() + 60
+    while time.time() < deadline and run_registry().view(key).job.snapshot().models["One-pixel attack"].epoch < 1:
+        time.sleep(0.2)
+    run_registry().stop(key)
+    record = run_registry().wait(key, 60)
+    assert record is not None and record.state == "stopped"
+    done = record.progress["models"]["One-pixel attack"]["results"]["summary"]
+    assert 1 <= done["attacked"] + done["skipped"] < 20
 
 
 def _train_tiny_mnist_cnn() -> str:

@@ -454,3 +454,37 @@ def test_steps_per_execution_keeps_the_same_updates():
     assert np.allclose(h1["loss"], h8["loss"], rtol=1e-5) and np.allclose(h1["val_loss"], h8["val_loss"], rtol=1e-5)
     for a, b in zip(w1, w8):
         assert np.allclose(a, b, atol=1e-5)
+
+
+def test_prepare_runs_outside_the_build_lock_and_tasks_take_a_gate_slot():
+    """Feature extraction (a run's prepare) must not block other learners' builds; a task (a batch of
+    attacks) trains nothing but queues and reports like a training."""
+    import keras
+
+    from dnn2core.training import BUILD_LOCK, JobGate, ModelRun, TrainingJob
+
+    seen = {}
+
+    def prepare():
+        seen["prepare"] = BUILD_LOCK.locked()
+
+    def build():
+        seen["build"] = BUILD_LOCK.locked()
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile("sgd", "mse")
+        return model
+
+    def task(job, name):
+        for i in range(4):
+            job.report_task(name, i + 1, 4)
+        return {"answer": 42.0, "curve": np.arange(3.0)}
+
+    x = np.zeros((8, 3), np.float32)
+    job = TrainingJob([ModelRun("net", build, dict(x=x, y=x[:, :1], epochs=1), prepare=prepare),
+                       ModelRun("attack", None, {}, task=task, unit="image")], gate=JobGate(1))
+    job.start()
+    assert job.join(60) and job.snapshot().state == "done"
+    assert seen == {"prepare": False, "build": True}
+    mp = job.snapshot().models["attack"]
+    assert (mp.epoch, mp.epochs, mp.unit, mp.results) == (4, 4, "image", {"answer": 42.0})
+    assert np.array_equal(job.artifacts["attack/curve"], np.arange(3.0))
