@@ -4,5 +4,6 @@ Nothing here imports Streamlit, and TensorFlow is imported lazily inside the fun
 that need it, so the home page and the convolution playground never wait for it.
 """
 
-__all__ = ["adversarial", "catsdogs", "convolution", "data", "device", "digits", "evaluation", "forecasting",
-           "interpret", "models", "plots", "pretrained", "regression", "training", "tricks", "uploads"]
+__all__ = ["adversarial", "catsdogs", "convolution", "data", "device", "digits", "evaluation", "experiments",
+           "forecasting", "interpret", "jobs", "models", "plots", "pretrained", "reference", "regression", "runs",
+           "training", "tricks", "uploads"]

@@ -24,7 +24,16 @@ from plotly.subplots import make_subplots
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
-__all__ = ["HONEST_NOTE", "KERAS_CODE", "attack_many", "one_pixel_attack", "perturb"]
+__all__ = [
+    "attack_figure",
+    "attack_many",
+    "confidence_figure",
+    "HONEST_NOTE",
+    "KERAS_CODE",
+    "one_pixel_attack",
+    "perturb",
+    "probabilities_figure",
+]
 
 ValueRange = tuple[float, float]
 

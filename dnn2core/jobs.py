@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from dnn2core.runs import RunRecord, RunSpec, RunStore, new_owner
-from dnn2core.training import (Budget, JobGate, JobProgress, ModelRun, QueueFull, TrainingJob, history_frame)
+from dnn2core.training import Budget, JobGate, JobProgress, ModelRun, TrainingJob, history_frame
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras

@@ -29,6 +29,7 @@ REFERENCE_DIR = ROOT / "assets" / "reference"
 _OWN = "_runs.own"  # [(page, key)] this session started
 _WATCHING = "_runs.watching"  # keys this session saw live: kept alive from every page
 KEEPALIVE_S = 5.0
+QUEUED_POLL_S = 3.0  # a learner waiting in the queue polls rarely: their tab must not slow the one training
 
 
 @st.cache_resource(show_spinner=False)
@@ -215,6 +216,13 @@ def _draw(v: RunView, page: str, metrics: Sequence[str], live: bool, reference: 
             col.plotly_chart(plots.training_curves_figure(history, metric), key=f"{page}.curve.{metric}.{live}")
 
 
+def reference_summary(reference: RunView, metric: str) -> str:
+    """"Dense 96.89%, CNN 99.04% (trained on CPU: 2 cores, 2026-11-29)" for a reference run."""
+    values = [f"{name} {row[metric]:.2%}" for name, row in reference.record.metrics.items()
+              if isinstance(row, dict) and isinstance(row.get(metric), (int, float))]
+    return ", ".join(values) + f" ({reference_words(reference.record)})"
+
+
 def reference_words(record: RunRecord) -> str:
     prov = record.provenance or {}
     bits = [f"trained on {record.device or prov.get('device', 'unknown device')}"]
@@ -225,17 +233,40 @@ def reference_words(record: RunRecord) -> str:
     return ", ".join(bits)
 
 
-@st.fragment(run_every=1.0)
-def _live_fragment(page: str, key: str, metrics: tuple[str, ...], reference_key: str | None) -> None:
+def _poll(page: str, key: str, metrics: tuple[str, ...], reference_key: str | None, queued: bool) -> None:
     v = view(key)
     if v is None:
         st.rerun()
         return
     _watch(key)
+    if queued and v.snapshot().state == "queued":
+        # Waiting costs the server almost nothing: a status line and a progress bar, no charts.
+        snap = v.snapshot()
+        reg = registry()
+        head, stop_col = st.columns([5, 1])
+        head.markdown(f"**{snap.label}** — " + _status_line(snap, v.record, reg.gate, reg.store.watchers(key)))
+        if (key in own_keys(page) or reg.store.watchers(key) <= 1) and stop_col.button(
+                "Stop", key=f"{page}.stop.{key}", type="primary"):
+            reg.stop(key)
+        st.progress(0.0)
+        return
+    if queued:
+        st.rerun()  # admitted: one full rerun switches to the once-a-second view
+        return
     reference = view(reference_key) if reference_key else None
     _draw(v, page, metrics, live=True, reference=reference)
     if v.done:
         st.rerun()  # one full rerun: the page shows results and this fragment stops polling
+
+
+@st.fragment(run_every=1.0)
+def _live_fragment(page: str, key: str, metrics: tuple[str, ...], reference_key: str | None) -> None:
+    _poll(page, key, metrics, reference_key, queued=False)
+
+
+@st.fragment(run_every=QUEUED_POLL_S)
+def _queued_fragment(page: str, key: str, metrics: tuple[str, ...], reference_key: str | None) -> None:
+    _poll(page, key, metrics, reference_key, queued=True)
 
 
 def start(page: str, spec: RunSpec, make_runs: Callable[[], list[ModelRun]], *, budget: Budget, seed: int,
@@ -298,6 +329,8 @@ def run_panel(page: str, spec: RunSpec, make_runs: Callable[[], list[ModelRun]],
     ref_key = reference.key if reference is not None else None
     if v.done:
         _draw(v, page, metrics, live=False, reference=reference)
+    elif v.snapshot().state == "queued":
+        _queued_fragment(page, v.key, tuple(metrics), ref_key)
     else:
         _live_fragment(page, v.key, tuple(metrics), ref_key)
     return v

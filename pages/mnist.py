@@ -70,10 +70,11 @@ with tab_train:
         seed=int(seed), disabled=not chosen, reference=reference, metrics=("loss", "accuracy"), seed_key=url.key("seed"),
         label=f"{' + '.join(chosen)} · {epochs} ep · batch {batch_size} · {optimizer} {learning_rate:g} "
               f"· {train_size:,} digits · seed {seed}")
-    st.caption("The course's full run (60,000 digits, 5 epochs) reaches about **97%** test accuracy with the dense "
-               "network and **99.3%** with the CNN." + (f" This server's copy of that run: "
-               + ", ".join(f"{m} {r.get('test_accuracy', float('nan')):.2%}" for m, r in reference.record.metrics.items())
-               + f" ({live.reference_words(reference.record)})." if reference is not None else ""))
+    course = ("The course's full run (60,000 digits, 5 epochs) reaches about **97%** test accuracy with the dense "
+              "network and **99.3%** with the CNN.")
+    if reference is not None:
+        course += " This server's copy of that run: " + live.reference_summary(reference, "test_accuracy") + "."
+    st.caption(course)
     if run is None:
         st.info("Press **Start training**. Both models train one after the other in the same slot; curves "
                 "update after every epoch. Anyone who opens these settings later sees this run at once; "

@@ -70,3 +70,18 @@ def own_runs(at, page: str | None = None) -> list[str]:
     """Run keys an AppTest session started (on one page)."""
     own = at.session_state["_runs.own"] if "_runs.own" in at.session_state else []
     return [k for p, k in own if page is None or p == page]
+
+
+def open_page(path: str, *, timeout: int = 120, session: dict | None = None, **params):
+    """An AppTest of one page through app.py's navigation: link settings as query parameters,
+    optional session state, run once, and fail on an exception box."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    for k, v in params.items():
+        at.query_params[k] = v
+    for k, v in (session or {}).items():
+        at.session_state[k] = v
+    at.switch_page(path).run()
+    assert not at.exception, at.exception
+    return at

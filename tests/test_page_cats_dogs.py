@@ -9,21 +9,16 @@ import zipfile
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP, qp, shared_data, own_runs, run_registry
+from conftest import qp, shared_data, own_runs, run_registry, open_page
 
 pytestmark = pytest.mark.timeout(300)
 PAGE = "pages/cats_dogs.py"
 
 
 def page(**params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
+    at = open_page(PAGE, **params)
     assert at.title[0].value == "Cats vs dogs & VGG16"
     return at
-
 
 def text(at) -> str:
     return " ".join(m.value for m in at.markdown) + " " + " ".join(c.value for c in at.caption)

@@ -9,20 +9,14 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP, qp
+from conftest import qp, open_page
 
 from dnn2core import convolution as conv
 from dnn2core import data
 
 
 def page(**params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.switch_page("pages/convolution.py").run()
-    assert not at.exception, at.exception
-    return at
-
+    return open_page("pages/convolution.py", timeout=60, **params)
 
 def latex(at) -> str:
     return " ".join(x.value for x in at.latex)

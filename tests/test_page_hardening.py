@@ -12,7 +12,7 @@ import zipfile
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP, own_runs, run_registry
+from conftest import own_runs, run_registry, open_page
 from fuzz_cases import cases, seed_image
 
 from dnn2core import uploads
@@ -39,15 +39,6 @@ GZIP_BOMB = gzip.compress(b"1," * (40 * 1024 * 1024), compresslevel=9)  # 80 MB 
 WIDE_CSV = (",".join(f"c{i}" for i in range(5000)) + "\n" + ",".join("1" * 5000) + "\n").encode()
 BAD_CSVS = [(GZIP_BOMB, "unpacks to more than"), (WIDE_CSV, "5,000 columns")] + [
     (c, "") for c in refused("csv", 1, uploads.read_table)]
-
-
-def open_page(path: str, timeout: int = 120, **params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=timeout)
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.switch_page(path).run()
-    assert not at.exception, at.exception
-    return at
 
 
 def upload_each(at: AppTest, key: str, files: list[tuple[bytes, str]], name: str, mime: str, errors) -> None:

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, run_registry
+from conftest import run_registry, open_page
 
 TINY = dict(steps="4", n="2", ups="1", topk="3", pop="20", gens="3")
 
@@ -28,15 +28,7 @@ def cheap_default_cnn(no_local_data, monkeypatch):
 
 
 def page(session: dict | None = None, **params) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    for k, v in {**TINY, **params}.items():
-        at.query_params[k] = v
-    for k, v in (session or {}).items():
-        at.session_state[k] = v
-    at.switch_page("pages/inside.py").run()
-    assert not at.exception, at.exception
-    return at
-
+    return open_page("pages/inside.py", timeout=90, session=session, **{**TINY, **params})
 
 def charts(at) -> list[dict]:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]

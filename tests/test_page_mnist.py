@@ -7,19 +7,13 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP, own_runs, qp, run_registry
+from conftest import own_runs, qp, run_registry, open_page
 
 pytestmark = pytest.mark.timeout(400)
 
 
 def page(**params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.switch_page("pages/mnist.py").run()
-    assert not at.exception, at.exception
-    return at
-
+    return open_page("pages/mnist.py", **params)
 
 def text(at) -> str:
     return " ".join(m.value for m in at.markdown)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP, own_runs, run_registry, qp
+from conftest import own_runs, run_registry, qp, open_page
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -18,13 +18,7 @@ FAST = {"arima": "ARIMA(2,0,1)"}  # the seasonal model is tested in test_forecas
 
 
 def page(**params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    for k, v in {**FAST, **params}.items():
-        at.query_params[k] = v
-    at.switch_page("pages/sequences.py").run()
-    assert not at.exception, at.exception
-    return at
-
+    return open_page("pages/sequences.py", **{**FAST, **params})
 
 def text(at) -> str:
     return " ".join(m.value for m in at.markdown)

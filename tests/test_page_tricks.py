@@ -5,19 +5,13 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP, own_runs, qp, run_registry
+from conftest import own_runs, qp, run_registry, open_page
 
 pytestmark = pytest.mark.timeout(300)
 
 
 def page(**params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.switch_page("pages/tricks.py").run()
-    assert not at.exception, at.exception
-    return at
-
+    return open_page("pages/tricks.py", **params)
 
 def text(at) -> str:
     return " ".join(m.value for m in at.markdown)
