@@ -340,11 +340,22 @@ def _new_seed(seed_key: str) -> None:
     st.session_state[seed_key] = int(st.session_state.get(seed_key, 0)) + 1
 
 
-def finished_footer(page: str, v: RunView, compare_metric: str, experiment: str | None = None,
-                    axes: Sequence[str] = ()) -> None:
-    """Below a finished run: its downloads, then the class's runs of this experiment."""
-    download_buttons(page, v)
-    class_results(page, experiment or v.record.experiment, compare_metric, axes=axes)
+def results_footer(page: str, v: RunView | None, metric: str, *, experiment: str | None = None,
+                   axes: Sequence[str] = (), open_settings: Callable[[dict], None] | None = None,
+                   part: str | None = None) -> None:
+    """Below the run panel: the shown run's downloads, this learner's other runs (one click puts
+    their settings back), and the class's runs of this experiment."""
+    if v is not None and v.done:
+        download_buttons(page, v)
+    experiment = experiment or page.split(".")[0]
+    others = [o for o in (view(k) for k in reversed(own_keys(page))) if o is not None and (v is None or o.key != v.key)]
+    if others and open_settings is not None:
+        st.markdown("**Your other runs here** (kept in the run store; open one to see it again):")
+        for o in others[:5]:
+            c1, c2 = st.columns([4, 1])
+            c1.caption(f"{o.snapshot().label} — {o.record.state}")
+            c2.button("Open", key=f"{page}.open.{o.key}", on_click=open_settings, args=(dict(o.settings),))
+    class_results(page, experiment, metric, axes=axes, part=part, open_settings=open_settings)
 
 
 # --------------------------------------------------------------------------------------------
@@ -380,7 +391,8 @@ def class_frame(experiment: str, metric: str, *, mine: Sequence[str] = (), part:
     return pd.DataFrame(rows)
 
 
-def class_results(page: str, experiment: str, metric: str, *, axes: Sequence[str] = (), part: str | None = None) -> None:
+def class_results(page: str, experiment: str, metric: str, *, axes: Sequence[str] = (), part: str | None = None,
+                  open_settings: Callable[[dict], None] | None = None) -> None:
     """The class's finished runs of this experiment: table, a setting against the metric, and
     the chosen runs' curves overlaid. Anonymous; this learner's own runs are starred."""
     st.subheader("Class results")
@@ -414,6 +426,14 @@ def class_results(page: str, experiment: str, metric: str, *, axes: Sequence[str
         merged = pd.concat(frames, ignore_index=True)
         st.plotly_chart(plots.training_curves_figure(merged, metric.removeprefix("val_").removeprefix("test_"),
                                                      title="Runs compared"), key=f"{page}.class.compare_fig")
+    if open_settings is not None:
+        c1, c2 = st.columns([3, 1])
+        pick = c1.selectbox("Open a run of the class (puts its settings on this page)", list(labels),
+                            key=f"{page}.class.open_pick")
+        if pick is not None:
+            rec = store().get(labels[pick])
+            if rec is not None:
+                c2.button("Open", key=f"{page}.class.open", on_click=open_settings, args=(dict(rec.settings),))
 
 
 def finished_models(page: str, limit: int = 5) -> list[RunView]:

@@ -122,6 +122,14 @@ class UrlState:
                         lambda v: all(x in options for x in v))
         return where.multiselect(label, options, key=key, **kw)
 
+    def apply(self, settings: dict) -> None:
+        """Put a stored run's settings back on the page's widgets (a button callback: it runs before
+        the widgets are drawn). Names this page does not bind are ignored."""
+        for name, value in settings.items():
+            key = self._bound.get(name)
+            if key is not None:
+                st.session_state[key] = list(value) if isinstance(value, (list, tuple)) else value
+
     # --- URL ------------------------------------------------------------------------------
     def sync(self) -> None:
         """Write every bound value to the URL (and the learner's store); call at the end of the page."""

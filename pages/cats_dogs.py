@@ -244,8 +244,7 @@ with tab_train:
     if run is None:
         st.info("Press **Start training**. The approaches train one after the other in your slot. Anyone who opens "
                 "these settings later sees this run; changing a setting never restarts a run — only the button does.")
-    elif run.done:
-        live.finished_footer(PAGE, run, "val_accuracy", axes=("size", "epochs", "n", "models"))
+    live.results_footer(PAGE, run, "val_accuracy", axes=("size", "epochs", "n", "models"), open_settings=url.apply)
 
 # ----------------------------------------------------------------------------- results
 result_run = run if run is not None and run.done and run.model_names else None

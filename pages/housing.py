@@ -133,7 +133,7 @@ with tab_net:
             predicted = run.artifacts().get("Network/dev_predictions")
             if predicted is not None:
                 st.plotly_chart(reg.predicted_vs_actual_figure(prep.price_dev, predicted), key="housing.scatter")
-        live.finished_footer(PAGE, run, "dev_mae", axes=("epochs", "std", "log", "batch", "stop"))
+    live.results_footer(PAGE, run, "dev_mae", axes=("epochs", "std", "log", "batch", "stop"), open_settings=url.apply)
 
 # ----------------------------------------------------------------------------- other methods
 with tab_compare:

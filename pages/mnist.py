@@ -79,8 +79,7 @@ with tab_train:
         st.info("Press **Start training**. Both models train one after the other in the same slot; curves "
                 "update after every epoch. Anyone who opens these settings later sees this run at once; "
                 "changing a setting never restarts a run — only the button does.")
-    elif run.done:
-        live.finished_footer(PAGE, run, "test_accuracy", axes=("lr", "epochs", "n", "batch", "opt"))
+    live.results_footer(PAGE, run, "test_accuracy", axes=("lr", "epochs", "n", "batch", "opt"), open_settings=url.apply)
 
 # ----------------------------------------------------------------------------- the models
 with tab_model:

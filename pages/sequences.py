@@ -214,8 +214,7 @@ with tab_train:
         st.info(f"Press **Start training**: the networks train one after another, curves update after every "
                 f"epoch (train dashed, validation solid, as in the course's figure). The course trained "
                 f"{fc.COURSE_EPOCHS} epochs; a few are enough to see the ranking start to form.")
-    elif run.done:
-        live.finished_footer(PAGE, run, "val_mse", axes=("epochs", "layout", "h", "seed"))
+    live.results_footer(PAGE, run, "val_mse", axes=("epochs", "layout", "h", "seed"), open_settings=url.apply)
 
 # ----------------------------------------------------------------------------- results
 res_run = run if run is not None and run.done and run.model_names else None

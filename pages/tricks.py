@@ -110,6 +110,7 @@ with tab_shuffle:
                  "final validation loss": mp.history.get("val_loss", [np.nan])[-1]}
                 for name, mp in snap.models.items()]
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="tricks.shuffle_table")
+    live.results_footer(SHUFFLE, job, "val_accuracy", part="shuffle")
     st.code(tr.tricks_code("shuffle", epochs=int(sh_epochs), batch_size=int(min(sh_batch, n_shuffle))),
             language="python")
 
@@ -167,6 +168,7 @@ with tab_stop:
                            f"{other.results['final_val_loss']:.4f} and accuracy "
                            f"{other.results['final_val_accuracy']:.1%}; with it, accuracy "
                            f"{mp.results['final_val_accuracy']:.1%}.")
+    live.results_footer(STOP, job, "val_loss", part="stop")
     st.code(tr.tricks_code("stop", epochs=int(es_epochs), batch_size=32, patience=int(patience)), language="python")
 
 # ----------------------------------------------------------------------------- 3. prior probabilities
@@ -230,6 +232,7 @@ with tab_prior:
         st.caption(f"Moved threshold: the uncorrected model's probability of {job_setup.rare_class} is multiplied by "
                    f"{f:g} and the probabilities renormalised. Subsampling trained on only "
                    f"{sizes_by_method['Subsampling']:,} digits: the course's warning that it loses information.")
+    live.results_footer(PRIOR, job, "val_accuracy", part="prior")
     st.code(tr.tricks_code("prior", epochs=int(pr_epochs), batch_size=32, rare_class=int(rare)), language="python")
 
 url.sync()

@@ -55,6 +55,10 @@ def test_one_epoch_run_shows_curves_metrics_and_summary(no_local_data):
     assert qp(at, "epochs") == "3"
     code = " ".join(c.value for c in at.code)
     assert "epochs=3" in code and "layers.Conv2D(filters=32, kernel_size=3" in code
+    # no run of these settings: the learner's finished run is one click away ("Open" puts its settings back)
+    assert "Finished" not in text(at)
+    at.button(key=f"mnist.open.{key}").click().run()
+    assert qp(at, "epochs") == "1" and "Finished" in text(at)
     # a new session (a refresh, a shared link) with the same settings shows the stored run at once
     again = page(n="500", epochs="1", seed="3")
     assert "Finished" in text(again) and not own_runs(again)
