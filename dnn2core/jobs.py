@@ -24,11 +24,22 @@ if TYPE_CHECKING:  # pragma: no cover
     import keras
     import pandas
 
-__all__ = ["JobRegistry", "LearnerLimit", "RunView", "learner_limits"]
+__all__ = ["JobRegistry", "LearnerLimit", "RunView", "collect_garbage", "learner_limits"]
 
 logger = logging.getLogger(__name__)
 
 SYNC_INTERVAL = 1.0  # seconds between progress writes (the page polls once a second)
+QUIET_COLLECT_S = 60.0  # with no job live, collect garbage this often
+
+
+def collect_garbage() -> None:
+    """A full collection at a quiet moment: when a job has just been written to the store, or when
+    nothing trains. Keras models and TensorFlow functions sit in reference cycles that only a full
+    collection frees; Streamlit's collection after every rerun is off (runner.postScriptGC) because
+    it starved training threads, so the server collects here instead."""
+    import gc
+
+    gc.collect()
 
 
 class LearnerLimit(ValueError):
@@ -263,6 +274,7 @@ class JobRegistry:
     # ---- the sync thread --------------------------------------------------------------------
 
     def _sync_loop(self) -> None:
+        last_collect = time.monotonic()
         while True:
             self._wake.wait(SYNC_INTERVAL)
             self._wake.clear()
@@ -274,8 +286,14 @@ class JobRegistry:
                 except Exception:  # noqa: BLE001 - one broken run must not stop the others' progress
                     logger.exception("Run store sync failed for %s", entry.key)
             with self._lock:  # forget persisted jobs: their models now live in the store
-                for key in [k for k, e in self._entries.items() if e.persisted]:
+                done = [k for k, e in self._entries.items() if e.persisted]
+                for key in done:
                     del self._entries[key]
+                idle = not self._entries
+            now = time.monotonic()
+            if done or (idle and now - last_collect > QUIET_COLLECT_S):
+                collect_garbage()
+                last_collect = now
 
     def _sync(self, entry: _Entry) -> None:
         job, key = entry.job, entry.key
