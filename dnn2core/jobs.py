@@ -37,9 +37,16 @@ def collect_garbage() -> None:
     nothing trains. Keras models and TensorFlow functions sit in reference cycles that only a full
     collection frees; Streamlit's collection after every rerun is off (runner.postScriptGC) because
     it starved training threads, so the server collects here instead."""
+    import ctypes
     import gc
 
     gc.collect()
+    # Freed memory stays in glibc's per-thread arenas (every session and every job has its own
+    # thread): hand what is free back to the system, or the server's RSS only ever grows.
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        pass
 
 
 class LearnerLimit(ValueError):
