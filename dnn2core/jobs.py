@@ -193,7 +193,9 @@ class JobRegistry:
             return None
         with self._lock:
             entry = self._entries.get(key)
-        return RunView(record, self.store, entry.job if entry else None)
+        # A finished run is read from the store: a view never keeps the job (its models, its data)
+        # alive in a learner's session.
+        return RunView(record, self.store, entry.job if entry and record.live else None)
 
     def session_live(self, session: str) -> tuple[int, int]:
         """(running, queued) jobs this session started that are still live."""

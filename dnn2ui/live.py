@@ -462,10 +462,10 @@ def reference_run(experiment: str, **match) -> RunView | None:
 # --------------------------------------------------------------------------------------------
 
 
-def _model_bytes(v: RunView, name: str) -> bytes:
+def _model_bytes(folder: str, name: str) -> bytes:
     from dnn2core.runs import _safe_name
 
-    return (Path(v.record.path) / f"{_safe_name(name)}.keras").read_bytes()
+    return (Path(folder) / f"{_safe_name(name)}.keras").read_bytes()
 
 
 def download_buttons(page: str, v: RunView) -> None:
@@ -479,7 +479,7 @@ def download_buttons(page: str, v: RunView) -> None:
                             file_name=f"{page}-history-{stamp}.csv", mime="text/csv",
                             key=f"{page}.dl.csv.{v.key}", on_click="ignore")
     for col, name in zip(cols[1:], names):
-        col.download_button(f"{name} model (.keras)", lambda n=name: _model_bytes(v, n),
+        col.download_button(f"{name} model (.keras)", lambda n=name, folder=v.record.path: _model_bytes(folder, n),
                             file_name=f"{page}-{name.lower().replace(' ', '_')}-{stamp}.keras",
                             key=f"{page}.dl.model.{name}.{v.key}", on_click="ignore")
 

@@ -27,6 +27,15 @@ def mnist(where: str):
     return loaded, experiments.mnist_fingerprint(loaded.data)
 
 
+@st.cache_resource(show_spinner=False, max_entries=2)
+def test_digits(where: str) -> tuple[np.ndarray, np.ndarray]:
+    """The test digits scaled to [0, 1], once per server (31 MB: not rebuilt on every rerun)."""
+    d = mnist(where)[0].data
+    x, y = d.x_test.astype(np.float32) / 255.0, d.y_test.astype(np.int64)
+    x.flags.writeable = y.flags.writeable = False  # shared by every session: read-only
+    return x, y
+
+
 @st.cache_resource(show_spinner="Building the models…")
 def summaries(api: str):
     built = {"Dense": build_locked(models.build_mnist_dense, api), "CNN": build_locked(models.build_mnist_cnn, api)}
@@ -127,8 +136,7 @@ def shift_curves(key: str, n: int) -> tuple[dict, dict]:
     return curves, corner
 
 
-x_test = loaded.data.x_test.astype(np.float32) / 255.0
-y_test = loaded.data.y_test.astype(np.int64)
+x_test, y_test = test_digits(str(data.data_dir()))
 
 with tab_eval:
     if eval_run is None:
