@@ -364,10 +364,12 @@ class RunStore:
         rows = self._rows("SELECT * FROM runs WHERE key=?", (key,))
         return rows[0] if rows else None
 
-    def runs(self, experiment: str | None = None, *, include_private: bool = True,
+    def runs(self, experiment: str | None = None, *, include_private: bool = True, include_reference: bool = True,
              states: Iterable[str] | None = None) -> list[RunRecord]:
-        """Runs, newest first; optionally one experiment's, without private ones, in some states."""
+        """Runs, newest first; optionally one experiment's, without private or reference ones, in some states."""
         sql, args = "SELECT * FROM runs WHERE 1=1", []
+        if not include_reference:
+            sql += " AND reference=0"
         if experiment is not None:
             sql += " AND experiment=?"
             args.append(experiment)

@@ -63,11 +63,11 @@ def test_tiny_run_shows_curves_results_forecasts_and_gates(no_local_data):
 
     # settings never retrain; the course's 500 epochs are one click away and land in the link
     at.slider(key="sequences.window").set_value(5).run()
-    assert qp(at, "window") == "5" and len(run_registry().store.runs("sequences")) == 1
+    assert qp(at, "window") == "5" and len(run_registry().store.runs("sequences", include_reference=False)) == 1
     at.button(key="sequences.course_epochs").click().run()
     assert at.select_slider(key="sequences.epochs").value == 500 and qp(at, "epochs") == "500"
     assert "epochs=500" in " ".join(c.value for c in at.code)
-    assert len(run_registry().store.runs("sequences")) == 1
+    assert len(run_registry().store.runs("sequences", include_reference=False)) == 1
 
 
 def _csv(times, values, tcol="date_time", vcol="traffic_volume") -> bytes:
