@@ -3,7 +3,6 @@ every store, reproducing the course's figures, and found by the page links with 
 
 from __future__ import annotations
 
-
 from conftest import ROOT, open_page
 
 from dnn2core import reference
