@@ -180,6 +180,7 @@ class JobRegistry:
         self.gate = gate
         self.owner = new_owner()
         self._entries: dict[str, _Entry] = {}
+        self.quiet_hooks: list[Callable[[], Any]] = []  # run at quiet moments, before the collection
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._sync_loop, name="dnn2-run-sync", daemon=True)
@@ -301,6 +302,11 @@ class JobRegistry:
                 idle = not self._entries
             now = time.monotonic()
             if done or (idle and now - last_collect > QUIET_COLLECT_S):
+                for hook in list(self.quiet_hooks):
+                    try:
+                        hook()
+                    except Exception:  # noqa: BLE001 - housekeeping must never stop the sync loop
+                        logger.exception("Quiet-moment hook failed")
                 collect_garbage()
                 last_collect = now
 

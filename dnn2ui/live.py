@@ -23,6 +23,7 @@ from dnn2core import plots
 from dnn2core.jobs import JobRegistry, LearnerLimit, RunView
 from dnn2core.runs import RunRecord, RunSpec, RunStore, StoreError, default_runs_dir
 from dnn2core.training import Budget, JobGate, ModelRun, QueueFull, default_max_jobs, format_eta
+from dnn2ui import runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = ROOT / "assets" / "reference"
@@ -50,7 +51,9 @@ def _registry(runs_dir: str) -> tuple[JobRegistry, str | None]:
 
         store = RunStore(tempfile.mkdtemp(prefix="dnn2-runs-"), reference_dir=REFERENCE_DIR)
         problem = f"{exc} Runs are kept in a temporary store until the server restarts."
-    return JobRegistry(store, shared_gate()), problem
+    reg = JobRegistry(store, shared_gate())
+    reg.quiet_hooks.append(runtime.expire_disconnected_sessions)  # closed tabs' sessions leave memory
+    return reg, problem
 
 
 def registry() -> JobRegistry:

@@ -33,3 +33,20 @@ def protect_keras_state() -> bool:
         return False
     script_runner._clean_problem_modules = _close_matplotlib_only
     return True
+
+
+def expire_disconnected_sessions() -> bool:
+    """Drop closed tabs' sessions whose reconnection window (``server.disconnectedSessionTTL``) has
+    passed. Streamlit keeps them in a TTL cache that only expires entries when it is next used, so
+    after a class leaves, 50 closed sessions stayed in memory for good (bench/bench_runs.py). Runs on
+    Streamlit's event loop (the cache is not thread-safe); False when no runtime is there."""
+    try:
+        from streamlit.runtime import Runtime
+
+        runtime = Runtime.instance()
+        cache = runtime._session_mgr._session_storage._cache
+        loop = runtime._get_async_objs().eventloop
+        loop.call_soon_threadsafe(cache.expire)
+        return True
+    except Exception:  # noqa: BLE001 - another Streamlit version, or no server (tests): nothing to do
+        return False

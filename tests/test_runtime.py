@@ -22,3 +22,37 @@ def test_app_and_every_page_install_the_protection():
 
     assert "protect_keras_state()" in (ROOT / "app.py").read_text()
     assert "protect_keras_state()" in (ROOT / "dnn2ui" / "router.py").read_text()
+
+
+def test_expiring_closed_sessions_is_harmless_without_a_server():
+    from dnn2ui.runtime import expire_disconnected_sessions
+
+    assert expire_disconnected_sessions() is False  # no Streamlit runtime in a unit test
+
+
+def test_quiet_hooks_run_when_a_job_is_stored(tmp_path):
+    import numpy as np
+    import keras
+
+    from dnn2core.jobs import JobRegistry
+    from dnn2core.runs import RunSpec, RunStore
+    from dnn2core.training import Budget, JobGate, ModelRun
+
+    calls = []
+    reg = JobRegistry(RunStore(tmp_path), JobGate(1))
+    reg.quiet_hooks.append(lambda: calls.append(1))
+
+    def build():
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.compile("sgd", "mse")
+        return model
+
+    x = np.zeros((8, 2), np.float32)
+    spec = RunSpec("mnist", {"seed": 0})
+    reg.start(spec, lambda: [ModelRun("m", build, dict(x=x, y=x[:, :1], epochs=1))], budget=Budget(), seed=0,
+              label="t", session="s")
+    assert reg.wait(spec.key, 60).state == "done"
+    deadline = __import__("time").time() + 10
+    while not calls and __import__("time").time() < deadline:
+        __import__("time").sleep(0.1)
+    assert calls
