@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import run_registry, open_page
 
+COURSE_CNN = "The course's MNIST CNN (60,000 digits, 5 epochs)"
 TINY = dict(steps="4", n="2", ups="1", topk="3", pop="20", gens="3")
 
 
@@ -54,7 +55,7 @@ def annotations(spec: dict) -> list[str]:
 def test_filters_panel_exemplars_hypothesis_and_grad_cam():
     """One learner's visit: exemplars, revisit from the cache, regularisers and seed, the hypothesis
     test, saliency and Grad-CAM — one session keeps the test cheap."""
-    at = page(top="3", idx="7", cls="3", cam_layer="1")
+    at = page(top="3", idx="7", cls="3", cam_layer="1", model="default")
     assert at.title[0].value == "Inside the network"
     assert at.selectbox(key="inside.model").value == "default"
     vgg = at.sidebar.toggle(key="inside.vgg_unavailable")
@@ -206,14 +207,17 @@ def test_the_learners_own_mnist_cnn_is_offered():
     key = _train_tiny_mnist_cnn()
     at = page(session={"_runs.own": [("mnist", key)]}, model=f"mnist:{key[:8]}")
     assert at.selectbox(key="inside.model").value == f"mnist:{key[:8]}"
-    assert at.selectbox(key="inside.model").options == ["Your MNIST CNN (CNN · 1 ep)", "Small CNN trained here (MNIST)"]
+    assert at.selectbox(key="inside.model").options == ["Your MNIST CNN (CNN · 1 ep)", COURSE_CNN,
+                                                       "Small CNN trained here (MNIST)"]
     at.button(key="inside.gen").click().run()
     assert not at.exception
     mine = run_registry().view(key).models["CNN"]
     assert all(k[0] == f"mnist:{key[:8]}" and k[1] == id(mine) for k in at.session_state["inside.exemplar_cache"])
     # after a refresh (a new session) the learner's own run is no longer "theirs": not offered
     fresh = page()
-    assert fresh.selectbox(key="inside.model").options == ["Small CNN trained here (MNIST)"]
+    assert fresh.selectbox(key="inside.model").options == [COURSE_CNN, "Small CNN trained here (MNIST)"]
+    # with no model in the link, the course's own CNN (a shipped reference run) is shown: nothing to train
+    assert fresh.selectbox(key="inside.model").value == "reference"
 
 
 def _png(w, h, value=0):
