@@ -47,9 +47,13 @@ def _registry(runs_dir: str) -> tuple[JobRegistry, str | None]:
         store = RunStore(runs_dir, reference_dir=REFERENCE_DIR)
         problem = " ".join(store.notes) or None
     except StoreError as exc:
+        import atexit
+        import shutil
         import tempfile
 
-        store = RunStore(tempfile.mkdtemp(prefix="dnn2-runs-"), reference_dir=REFERENCE_DIR)
+        fallback = tempfile.mkdtemp(prefix="dnn2-runs-")
+        atexit.register(shutil.rmtree, fallback, True)  # a temporary store leaves nothing behind
+        store = RunStore(fallback, reference_dir=REFERENCE_DIR)
         problem = f"{exc} Runs are kept in a temporary store until the server restarts."
     reg = JobRegistry(store, shared_gate())
     reg.quiet_hooks.append(runtime.expire_disconnected_sessions)  # closed tabs' sessions leave memory

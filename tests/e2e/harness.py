@@ -9,11 +9,12 @@ same after a click, so a check never reads the page before the rerun it caused h
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -88,11 +89,12 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.health_timeout = health_timeout
         self.log_path = log_path or ARTIFACTS / "server.log"
-        # A fresh run store per server (never the machine's ~/.dnn2/runs), and a short idle budget so
-        # the browser checks can prove that a run outlives a page switch but not an abandoned tab.
-        self._runs_dir = tempfile.mkdtemp(prefix="dnn2-e2e-runs-")
+        # A short idle budget so the browser checks can prove that a run outlives a page switch but
+        # not an abandoned tab; the run store is a fresh folder per start (see start()).
         self.env = {"TF_CPP_MIN_LOG_LEVEL": "2", "DNN2_IDLE_SECONDS": "20", **os.environ, "DNN2_OFFLINE": "1",
-                    "DNN2_RUNS_DIR": self._runs_dir, **(env or {})}
+                    **(env or {})}
+        self._own_runs_dir: str | None = None
+        self._env_override = env
         self.python = python or sys.executable
         self.address = address  # None: Streamlit's default, exactly as `make run` starts it
         self.proc: subprocess.Popen | None = None
@@ -106,6 +108,10 @@ class Server:
         return cmd + (["--server.address", self.address] if self.address else [])
 
     def start(self) -> "Server":
+        if "DNN2_RUNS_DIR" not in (self._env_override or {}):
+            # never the machine's ~/.dnn2/runs: a fresh store, removed again by stop()
+            self._own_runs_dir = tempfile.mkdtemp(prefix="dnn2-e2e-runs-")
+            self.env["DNN2_RUNS_DIR"] = self._own_runs_dir
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
         self.started_at = time.perf_counter()
@@ -150,6 +156,9 @@ class Server:
                 pass
         self._log.close()
         self.proc = None
+        if self._own_runs_dir is not None:
+            shutil.rmtree(self._own_runs_dir, ignore_errors=True)
+            self._own_runs_dir = None
 
     def __enter__(self) -> "Server":
         try:
