@@ -58,16 +58,23 @@ def mutate(data: bytes, rng: np.random.Generator) -> bytes:
     return bytes(out)
 
 
-def seed_zip() -> bytes:
-    """A small valid cats/dogs zip (train/validation layout) with a text file beside the images."""
+def cats_dogs_zip(train: int = 3, validation: int = 1, extra: dict[str, bytes] | None = None) -> bytes:
+    """A valid cats/dogs zip (train/validation layout, ``train``/``validation`` JPEGs per class),
+    with ``extra`` files (name under set/ -> bytes) beside the images."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for split, n in (("train", 3), ("validation", 1)):
+        for split, n in (("train", train), ("validation", validation)):
             for cls in ("cats", "dogs"):
                 for i in range(n):
                     zf.writestr(f"set/{split}/{cls}/{cls[:-1]}.{i}.jpg", seed_image("JPEG", i))
-        zf.writestr("set/readme.txt", "hello")
+        for name, payload in (extra or {}).items():
+            zf.writestr(f"set/{name}", payload)
     return buf.getvalue()
+
+
+def seed_zip() -> bytes:
+    """A small valid cats/dogs zip with a text file beside the images (the fuzzer's seed)."""
+    return cats_dogs_zip(3, 1, {"readme.txt": b"hello"})
 
 
 def seed_csv(gzipped: bool = False) -> bytes:

@@ -5,15 +5,13 @@ hostile URL values. Each must end in a message on the page, never an exception."
 from __future__ import annotations
 
 import gzip
-import io
 import re
-import zipfile
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import own_runs, run_registry, open_page
-from fuzz_cases import cases, seed_image
+from fuzz_cases import cases, cats_dogs_zip, seed_image
 
 from dnn2core import uploads
 
@@ -87,15 +85,7 @@ def test_housing_refuses_bombs_wide_and_damaged_csvs(no_local_data):
 
 
 def _cats_zip(padding: int = 0) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for split, n in (("train", 10), ("validation", 2)):
-            for cls in ("cats", "dogs"):
-                for i in range(n):
-                    zf.writestr(f"set/{split}/{cls}/{cls[:-1]}.{i}.jpg", seed_image("JPEG", i))
-        if padding:
-            zf.writestr("set/padding.bin", b"\0" * padding)
-    return buf.getvalue()
+    return cats_dogs_zip(10, 2, {"padding.bin": b"\0" * padding} if padding else None)
 
 
 def test_cats_dogs_zips_write_only_images_and_bad_ones_leave_nothing(no_local_data):
