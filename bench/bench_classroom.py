@@ -21,16 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-from harness import _IDLE_JS, Server, launch_browser  # noqa: E402
+from harness import _IDLE_JS, Server, launch_browser, rss_mb  # noqa: E402
 
 from dnn2core.training import default_max_jobs  # noqa: E402
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:

@@ -56,6 +56,14 @@ _PAINTED_JS = """() => {
 }"""
 
 
+def rss_mb(pid: int) -> float:
+    """A process's resident memory in MB, from /proc (the server's, for the memory benchmarks)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def free_port() -> int:
     """A port the OS just handed out on 127.0.0.1 (bind to 0), so parallel runs never clash."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
