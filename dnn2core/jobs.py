@@ -104,6 +104,7 @@ class RunView:
         self.job = job
         self.key = record.key
         self.job_id = record.key
+        self._stored: JobProgress | None = None
 
     def snapshot(self) -> JobProgress:
         if self.record.live and self.job is not None:
@@ -111,11 +112,15 @@ class RunView:
             if snap.done:  # trained; the sync thread is writing it to the store
                 snap.state, snap.current = "running", None
             return snap
+        if self._stored is not None:  # a stored run does not change: parse its progress once per view
+            return self._stored
         progress = JobProgress.from_dict(self.record.progress) if self.record.progress else JobProgress(self.key)
         progress.state = self.record.state
         progress.message = self.record.message or progress.message
         progress.label = progress.label or self.record.label
         progress.device = progress.device or self.record.device
+        if self.record.finished:
+            self._stored = progress
         return progress
 
     @property
@@ -136,14 +141,11 @@ class RunView:
 
     @property
     def model_names(self) -> list[str]:
-        snap = self.snapshot()
-        return [n for n, mp in snap.models.items() if mp.epoch > 0 and n in self._stored_names()]
-
-    def _stored_names(self) -> set[str]:
+        """The models that trained at least one epoch and were stored with the run, in training order."""
         from dnn2core.runs import _safe_name
 
-        stored = set(self.record.model_names)
-        return {n for n in self.snapshot().models if _safe_name(n) in stored}
+        stored = set(self.record.model_names)  # one look at the run's folder
+        return [n for n, mp in self.snapshot().models.items() if mp.epoch > 0 and _safe_name(n) in stored]
 
     @property
     def models(self) -> "_LazyModels":
