@@ -81,7 +81,7 @@ def check_mnist_live(browser, base_url: str, timeout: float = 180.0) -> list[str
             problems.append("a run was abandoned while its learner was on another page")
 
         # Stop: the same long run, stopped once it has completed an epoch
-        page.get_by_text(re.compile(r"epoch [2-9]\d*/20")).first.wait_for(timeout=timeout * 1000)
+        page.get_by_text(re.compile(r"epoch (?:[2-9]|1\d|20)/20")).first.wait_for(timeout=timeout * 1000)
         stop = page.get_by_role("button", name="Stop")
         t0 = time.perf_counter()
         stop.click()
