@@ -99,7 +99,7 @@ class Server:
         self.log_path = log_path or ARTIFACTS / "server.log"
         # A short idle budget so the browser checks can prove that a run outlives a page switch but
         # not an abandoned tab; the run store is a fresh folder per start (see start()).
-        self.env = {"TF_CPP_MIN_LOG_LEVEL": "2", "DNN2_IDLE_SECONDS": "20", **os.environ, "DNN2_OFFLINE": "1",
+        self.env = {"TF_CPP_MIN_LOG_LEVEL": "2", "DNN2_IDLE_SECONDS": "8", **os.environ, "DNN2_OFFLINE": "1",
                     **(env or {})}
         self._own_runs_dir: str | None = None
         self._env_override = env

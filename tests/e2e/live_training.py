@@ -74,7 +74,7 @@ def check_mnist_live(browser, base_url: str, timeout: float = 180.0) -> list[str
         page.get_by_text(re.compile(r"epoch \d+/20")).first.wait_for(timeout=timeout * 1000)
         page.locator('[data-testid="stSidebarNav"]').get_by_text("House prices").click()
         page.get_by_role("heading", name="House prices").first.wait_for(timeout=timeout * 1000)
-        time.sleep(30)  # longer than the server's idle budget (DNN2_IDLE_SECONDS=20)
+        time.sleep(12)  # longer than the server's idle budget (DNN2_IDLE_SECONDS=8); the keep-alive beats every 5 s
         page.locator('[data-testid="stSidebarNav"]').get_by_text("MNIST: dense vs CNN").click()
         page.get_by_text(re.compile(r"epoch \d+/20")).first.wait_for(timeout=timeout * 1000)
         if "abandoned" in _text(page):
