@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-from harness import _IDLE_JS, Server, launch_browser, rss_mb  # noqa: E402
+from harness import _IDLE_JS, Server, launch_browser, rss_mb, workers_rss_mb  # noqa: E402
 
 FINISHED = re.compile(r"Finished in")
 
@@ -94,7 +94,8 @@ def learners_train(browser, srv: Server, learners: int, timeout: float, start_se
             page.get_by_role("button", name="Start training").click()
             page.get_by_text(FINISHED).first.wait_for(timeout=timeout * 1000)
         contexts.append(ctx)
-        print(f"  learner {i + 1}/{learners}: 2 runs, server RSS {rss_mb(srv.proc.pid):.0f} MB", flush=True)
+        print(f"  learner {i + 1}/{learners}: 2 runs, server RSS {rss_mb(srv.proc.pid):.0f} MB, "
+              f"workers {workers_rss_mb(srv.proc.pid):.0f} MB", flush=True)
     return contexts
 
 
@@ -122,15 +123,15 @@ def main() -> None:
                 print(burst, flush=True)
         with Server(health_timeout=120, env={"DNN2_IDLE_SECONDS": "600"}) as srv:
             one = learners_train(browser, srv, 1, args.timeout, 10_000)
-            single = rss_mb(srv.proc.pid)
+            single, single_w = rss_mb(srv.proc.pid), workers_rss_mb(srv.proc.pid)
             for c in one:
                 c.close()
             many = learners_train(browser, srv, args.learners - 1, args.timeout, 20_000)
-            with_all = rss_mb(srv.proc.pid)
+            with_all, with_all_w = rss_mb(srv.proc.pid), workers_rss_mb(srv.proc.pid)
             for c in many:
                 c.close()
             time.sleep(150)  # past Streamlit's 2-minute TTL for disconnected sessions
-            after = rss_mb(srv.proc.pid)
+            after, after_w = rss_mb(srv.proc.pid), workers_rss_mb(srv.proc.pid)
             stored = runs_in_store(srv, "mnist")
         browser.close()
     if burst is None:
@@ -145,10 +146,13 @@ def main() -> None:
                  f"{burst['press_spread']:.1f}"))
     rows.append(("first press → every learner sees the result (s)", f"{burst['all_done']:.1f}"))
     rows.append(("refresh of a finished run → back on screen (s, goal < 2)", f"{burst['refresh']:.2f}"))
-    rows.append(("server RSS after 1 learner trained 2 runs (MB)", f"{single:.0f}"))
-    rows.append((f"server RSS after {args.learners} learners trained 2 runs each (MB)", f"{with_all:.0f}"))
-    rows.append(("server RSS 150 s after their sessions closed (MB)", f"{after:.0f}"))
-    rows.append(("growth over the single learner (MB, goal < 300)", f"{after - single:.0f}"))
+    rows.append(("server RSS after 1 learner trained 2 runs (MB): web process / training workers",
+                 f"{single:.0f} / {single_w:.0f}"))
+    rows.append((f"server RSS after {args.learners} learners trained 2 runs each (MB): web / workers",
+                 f"{with_all:.0f} / {with_all_w:.0f}"))
+    rows.append(("server RSS 150 s after their sessions closed (MB): web / workers", f"{after:.0f} / {after_w:.0f}"))
+    rows.append(("growth over the single learner (MB, goal < 300): web / web + workers",
+                 f"{after - single:.0f} / {after + after_w - single - single_w:.0f}"))
     rows.append(("runs in the store", f"{stored}"))
     print("| figure | value |\n|---|---|")
     for name, value in rows:

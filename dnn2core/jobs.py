@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import threading
 import time
 from dataclasses import dataclass
@@ -24,7 +25,9 @@ if TYPE_CHECKING:  # pragma: no cover
     import keras
     import pandas
 
-__all__ = ["JobRegistry", "LearnerLimit", "RunView", "collect_garbage", "learner_limits"]
+    from dnn2core.workers import RemoteJob, WorkerPool
+
+__all__ = ["JobRegistry", "LearnerLimit", "RunView", "collect_garbage", "learner_limits", "persist_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,9 +86,28 @@ def _summary_metrics(progress: JobProgress) -> dict:
     return out
 
 
+def persist_job(store: RunStore, key: str, owner: str, snap: JobProgress, models: Mapping[str, Any],
+                artifacts: Mapping[str, Any] | None) -> None:
+    """Write a finished job into the store: its history, metrics, artifacts and trained models.
+
+    One home for both places a job finishes: the web process (threads) and a worker process. A job
+    that trained no epoch keeps nothing: a failure is recorded, anything else frees its key.
+    """
+    trained = any(mp.epoch > 0 for mp in snap.models.values())
+    if not trained:
+        if snap.state in ("failed", "interrupted"):
+            store.fail(key, owner, state=snap.state, message=snap.message or snap.state, progress=snap.to_dict())
+        else:
+            store.delete_claim(key, owner)
+        return
+    kept = {name: m for name, m in models.items() if name in snap.models and snap.models[name].epoch > 0}
+    store.finish(key, owner, state=snap.state, progress=snap.to_dict(), metrics=_summary_metrics(snap),
+                 models=kept, artifacts=artifacts or None, message=snap.message, device=snap.device)
+
+
 @dataclass
 class _Entry:
-    job: TrainingJob
+    job: "TrainingJob | RemoteJob"
     key: str
     session: str
     persisted: bool = False
@@ -177,9 +199,10 @@ class _LazyModels(Mapping):
 class JobRegistry:
     """This process's live jobs, keyed by run key; one per server process (a cache_resource)."""
 
-    def __init__(self, store: RunStore, gate: JobGate) -> None:
+    def __init__(self, store: RunStore, gate: JobGate, pool: "WorkerPool | None" = None) -> None:
         self.store = store
         self.gate = gate
+        self.pool = pool  # worker processes train the jobs; None trains in threads of this process
         self.owner = new_owner()
         self._entries: dict[str, _Entry] = {}
         self.quiet_hooks: list[Callable[[], Any]] = []  # run at quiet moments, before the collection
@@ -247,17 +270,32 @@ class JobRegistry:
             if extra:
                 self.store.set_extra(key, extra)
                 record = self.store.get(key) or record
-            job = TrainingJob(runs, gate=self.gate, budget=budget, seed=seed, owner=session, label=label, job_id=key)
+            job = self._make_job(runs, budget=budget, seed=seed, session=session, label=label, key=key)
+            if artifacts:
+                job.artifacts.update(artifacts)
             job.start()
         except BaseException:
             self.store.delete_claim(key, self.owner)  # nothing trained: the settings are free to start again
             raise
-        if artifacts:
-            job.artifacts.update(artifacts)
         with self._lock:
             self._entries[key] = _Entry(job, key, session)
         self._wake.set()
         return RunView(record, self.store, job), True
+
+    def _make_job(self, runs: list[ModelRun], *, budget: Budget, seed: int, session: str, label: str,
+                  key: str) -> "TrainingJob | RemoteJob":
+        """A worker process trains the job when there is a pool; runs that cannot be pickled (a page's
+        closure) train in a thread here, as they did before the split."""
+        if self.pool is not None:
+            from dnn2core.workers import RemoteJob
+
+            try:
+                return RemoteJob(runs, pool=self.pool, gate=self.gate, budget=budget, seed=seed, session=session,
+                                 label=label, key=key, owner=self.owner, store_path=str(self.store.root),
+                                 store_max_bytes=self.store.max_bytes)
+            except (TypeError, AttributeError, pickle.PicklingError) as exc:
+                logger.info("Run %s trains in the web process: its runs cannot be sent to a worker (%s)", key, exc)
+        return TrainingJob(runs, gate=self.gate, budget=budget, seed=seed, owner=session, label=label, job_id=key)
 
     def stop(self, key: str) -> None:
         """Stop a run wherever it trains: here at once, in another process through the store."""
@@ -325,18 +363,8 @@ class JobRegistry:
             self.store.beat(key, self.owner, snap.to_dict(), state=snap.state, device=snap.device or None,
                             started_at=snap.started_at)
             return
-        trained = any(mp.epoch > 0 for mp in snap.models.values())
-        if not trained:
-            # Nothing to keep (left the queue, or failed before an epoch): the key is free again.
-            if snap.state == "failed":
-                self.store.fail(key, self.owner, state="failed", message=snap.message or "failed",
-                                progress=snap.to_dict())
-            else:
-                self.store.delete_claim(key, self.owner)
+        if getattr(job, "stored", False):  # a worker wrote the finished run itself
             entry.persisted = True
             return
-        models = {name: m for name, m in job.models.items() if snap.models[name].epoch > 0}
-        self.store.finish(key, self.owner, state=snap.state, progress=snap.to_dict(),
-                          metrics=_summary_metrics(snap), models=models, artifacts=job.artifacts or None,
-                          message=snap.message, device=snap.device)
+        persist_job(self.store, key, self.owner, snap, job.models, job.artifacts)
         entry.persisted = True

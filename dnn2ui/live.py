@@ -23,6 +23,7 @@ from dnn2core import plots
 from dnn2core.jobs import JobRegistry, LearnerLimit, RunView
 from dnn2core.runs import RunRecord, RunSpec, RunStore, StoreError, default_runs_dir
 from dnn2core.training import Budget, JobGate, ModelRun, QueueFull, default_max_jobs, format_eta
+from dnn2core.workers import default_workers, shared_pool
 from dnn2ui import runtime
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +56,8 @@ def _registry(runs_dir: str) -> tuple[JobRegistry, str | None]:
         atexit.register(shutil.rmtree, fallback, True)  # a temporary store leaves nothing behind
         store = RunStore(fallback, reference_dir=REFERENCE_DIR)
         problem = f"{exc} Runs are kept in a temporary store until the server restarts."
-    reg = JobRegistry(store, shared_gate())
+    workers = default_workers()
+    reg = JobRegistry(store, shared_gate(), pool=shared_pool(workers) if workers else None)
     reg.quiet_hooks.append(runtime.expire_disconnected_sessions)  # closed tabs' sessions leave memory
     return reg, problem
 
@@ -150,7 +152,8 @@ def _status_line(snap, record: RunRecord, gate: JobGate, watchers: int) -> str:
     if snap.state == "running":
         mp = snap.models.get(snap.current) if snap.current else None
         if mp is None:
-            return f"Saving the run…{watching}" if any(m.epoch for m in snap.models.values()) else "Starting…"
+            return (f"Saving the run…{watching}" if any(m.epoch for m in snap.models.values())
+                    else f"🚀 Starting the training process…{watching}")
         steps = f"/{mp.steps}" if mp.steps else ""
         phase = " · validating…" if mp.validating else ""
         if mp.unit != "epoch":  # a task, e.g. a batch of attacks: "image 3/10"

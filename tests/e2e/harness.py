@@ -64,6 +64,26 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def worker_pids(server_pid: int) -> list[int]:
+    """The server's training worker processes (multiprocessing spawn children running TensorFlow)."""
+    pids = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+            cmdline = (status.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = next((int(line.split()[1]) for line in text.splitlines() if line.startswith("PPid:")), -1)
+        if ppid == server_pid and b"spawn_main" in cmdline:
+            pids.append(int(status.parent.name))
+    return pids
+
+
+def workers_rss_mb(server_pid: int) -> float:
+    """Resident memory of all the server's training workers together, in MB."""
+    return sum(rss_mb(p) for p in worker_pids(server_pid))
+
+
 def free_port() -> int:
     """A port the OS just handed out on 127.0.0.1 (bind to 0), so parallel runs never clash."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

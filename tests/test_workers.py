@@ -1,0 +1,171 @@
+"""Training in worker processes: the run is trained, stopped and stored by another process, a killed
+worker leaves its run interrupted and the next job still runs, and a worker is recycled."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import time
+
+import pytest
+
+from dnn2core import data, experiments
+from dnn2core.jobs import JobRegistry
+from dnn2core.runs import RunSpec, RunStore
+from dnn2core.training import Budget, JobGate, ModelRun, TrainingJob
+from dnn2core.workers import RemoteJob, WorkerPool, default_workers, worker_limits
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return data.load_mnist().data
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = WorkerPool(1, max_jobs=100)
+    yield p
+    p.close()
+
+
+def _settings(seed: int, epochs: int = 2, n: int = 1000, model: str = "Dense") -> dict:
+    return experiments.mnist_settings(models=[model], api="sequential", epochs=epochs, batch=32, opt="adam", lr=0.001,
+                                      n=n, val=0.1, seed=seed)
+
+
+def _start(reg: JobRegistry, mnist, settings: dict, budget: Budget | None = None):
+    spec = RunSpec("mnist", settings, data="test", version=experiments.MNIST_VERSION)
+    view, started = reg.start(spec, lambda: experiments.mnist_runs(mnist, settings),
+                              budget=budget or experiments.mnist_budget(), seed=settings["seed"], label="t",
+                              session="learner")
+    assert started
+    return spec.key, view
+
+
+def _wait_for(predicate, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_a_job_trains_in_a_worker_and_matches_the_same_run_in_a_thread(tmp_path, mnist, pool):
+    reg = JobRegistry(RunStore(tmp_path / "w"), JobGate(1), pool=pool)
+    key, view = _start(reg, mnist, _settings(5))
+    assert isinstance(view.job, RemoteJob)
+    record = reg.wait(key, 180)
+    _wait_for(lambda: view.job.done, 10)  # the store says done first, then the worker's last message arrives
+    assert record.state == "done" and view.job.stored
+    assert view.job.worker_pid not in (None, os.getpid())  # fit() ran in another process
+    assert record.metrics["Dense"]["params"] == 50_890 and record.metrics["Dense"]["epochs"] == 2
+    assert reg.view(key).models["Dense"].count_params() == 50_890  # the worker stored the model
+    assert reg.view(key).artifacts()["Dense/test_probs"].shape[1] == 10
+    # the same settings and seed trained in a thread of this process give the course's numbers too
+    local = JobRegistry(RunStore(tmp_path / "t"), JobGate(1))
+    key_t, view_t = _start(local, mnist, _settings(5))
+    assert isinstance(view_t.job, TrainingJob)
+    rec_t = local.wait(key_t, 180)
+    assert rec_t.state == "done"
+    assert rec_t.metrics["Dense"]["test_accuracy"] == pytest.approx(record.metrics["Dense"]["test_accuracy"],
+                                                                     abs=0.02)
+    assert record.metrics["Dense"]["test_accuracy"] > 0.8  # 1,000 digits, 2 epochs
+
+
+def test_stop_reaches_the_worker_and_the_history_is_kept(tmp_path, mnist, pool):
+    reg = JobRegistry(RunStore(tmp_path), JobGate(1), pool=pool)
+    key, view = _start(reg, mnist, _settings(6, epochs=200, n=2000))
+    _wait_for(lambda: view.job.snapshot().models["Dense"].epoch >= 2)
+    reg.stop(key)
+    record = reg.wait(key, 60)
+    assert record.state == "stopped"
+    assert 2 <= record.metrics["Dense"]["epochs"] < 200
+    assert len(reg.view(key).snapshot().models["Dense"].history["loss"]) == record.metrics["Dense"]["epochs"]
+
+
+def test_a_killed_worker_leaves_its_run_interrupted_and_the_next_job_runs(tmp_path, mnist):
+    pool = WorkerPool(1)
+    try:
+        reg = JobRegistry(RunStore(tmp_path), JobGate(1), pool=pool)
+        key, view = _start(reg, mnist, _settings(7, epochs=200, n=2000))
+        _wait_for(lambda: view.job.snapshot().models["Dense"].epoch >= 1)
+        killed = view.job.worker_pid
+        os.kill(killed, signal.SIGKILL)
+        record = reg.wait(key, 60)
+        assert record.state == "interrupted"
+        assert "worker stopped unexpectedly" in record.message
+        # the server goes on: the next job trains on a fresh worker
+        key2, view2 = _start(reg, mnist, _settings(8, epochs=1, n=500))
+        assert reg.wait(key2, 180).state == "done"
+        assert view2.job.worker_pid != killed
+    finally:
+        pool.close()
+
+
+def test_a_worker_is_replaced_after_its_job_limit(tmp_path, mnist):
+    pool = WorkerPool(1, max_jobs=1)
+    try:
+        reg = JobRegistry(RunStore(tmp_path), JobGate(1), pool=pool)
+        pids = []
+        for seed in (9, 10):
+            key, view = _start(reg, mnist, _settings(seed, epochs=1, n=300))
+            assert reg.wait(key, 180).state == "done"
+            pids.append(view.job.worker_pid)
+        assert pids[0] != pids[1] and pool.started == 2
+    finally:
+        pool.close()
+
+
+def test_runs_that_cannot_be_pickled_train_in_a_thread(tmp_path, pool):
+    import keras
+
+    def build():  # a local function: a worker could not import it
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        return model
+
+    import numpy as np
+
+    runs = [ModelRun("m", build, dict(x=np.zeros((8, 3), "float32"), y=np.zeros(8, "float32"), epochs=1))]
+    with pytest.raises((AttributeError, pickle.PicklingError)):
+        pickle.dumps(runs)
+    reg = JobRegistry(RunStore(tmp_path), JobGate(1), pool=pool)
+    spec = RunSpec("tricks", {"seed": 1}, data="x", version=1)
+    view, _ = reg.start(spec, lambda: runs, budget=Budget(), seed=1, label="t", session="s")
+    assert isinstance(view.job, TrainingJob)
+    assert reg.wait(spec.key, 60).state == "done"
+
+
+def test_each_training_page_sends_its_runs_to_a_worker(mnist):
+    """The runs of MNIST, house prices and forecasting pickle: they train out of the web process."""
+    from dnn2core import forecasting as fc
+    from dnn2core import regression as reg_mod
+
+    for model in ("Dense", "CNN"):
+        assert pickle.loads(pickle.dumps(experiments.mnist_runs(mnist, _settings(1, model=model))))[0].name == model
+    house = experiments.housing_settings(epochs=5, batch=32, seed=1, noid=True, std=True, log=True, stop=True,
+                                         patience=5)
+    prep = experiments.housing_prepare(reg_mod.load_ames().data, house)[2]
+    assert pickle.loads(pickle.dumps(experiments.housing_runs(prep, house)))[0].name == "Network"
+    traffic = experiments.sequences_settings(gap=3, policy="longest", agg="mean", hours=2000, h=6, layout="course",
+                                             extras=[], models=["Dense", "SimpleRNN", "LSTM"], epochs=2, seed=1)
+    series = experiments.sequences_series(fc.load_traffic().data, traffic)
+    runs = experiments.sequences_runs(experiments.sequences_prepare(series, traffic), traffic)
+    assert [r.name for r in pickle.loads(pickle.dumps(runs))] == ["Dense", "SimpleRNN", "LSTM"]
+
+
+def test_worker_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DNN2_WORKERS", "3")
+    monkeypatch.setenv("DNN2_WORKER_MAX_JOBS", "7")
+    monkeypatch.setenv("DNN2_WORKER_MAX_MB", "1500")
+    assert default_workers() == 3 and worker_limits() == (7, 1500.0)
+    monkeypatch.setenv("DNN2_WORKERS", "0")  # threads in the web process
+    assert default_workers() == 0
+    monkeypatch.setenv("DNN2_WORKERS", "two")
+    with pytest.raises(ValueError, match="DNN2_WORKERS"):
+        default_workers()
+    monkeypatch.delenv("DNN2_WORKERS")
+    monkeypatch.setenv("DNN2_MAX_JOBS", "2")
+    assert default_workers() == 2  # one worker per training slot
