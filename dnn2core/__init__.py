@@ -5,5 +5,5 @@ that need it, so the home page and the convolution playground never wait for it.
 """
 
 __all__ = ["adversarial", "catsdogs", "convolution", "data", "device", "digits", "evaluation", "experiments",
-           "forecasting", "interpret", "jobs", "models", "plots", "pretrained", "reference", "regression", "runs",
-           "training", "tricks", "uploads"]
+           "forecasting", "interpret", "jobs", "keras_code", "models", "plots", "pretrained", "reference", "regression",
+           "runs", "training", "tricks", "uploads"]

@@ -14,7 +14,8 @@ MNIST with one pixel the success rate is low. The point for learners is that it 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,15 +28,74 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "attack_figure",
     "attack_many",
+    "AttackResult",
+    "AttackSettings",
+    "batch_task",
     "confidence_figure",
     "HONEST_NOTE",
-    "KERAS_CODE",
     "one_pixel_attack",
     "perturb",
     "probabilities_figure",
 ]
 
 ValueRange = tuple[float, float]
+Pixel = tuple[float, ...]  # (row, column, value) or (row, column, red, green, blue); row and column are ints
+
+
+@dataclass(frozen=True, eq=False)
+class AttackResult:
+    """What one attack did, as typed fields rather than a dict read by string: a misspelt field is
+    an AttributeError at once (not a KeyError in a page), and a result kept in a session or a run
+    cannot be changed by whoever reads it later. (eq=False: numpy fields have no single truth value.)"""
+
+    label: int  # the true class
+    target: int | None  # the class the model had to predict (targeted), else None
+    success: bool  # the model was fooled (or already wrong)
+    already: bool  # the model got the clean image wrong: nothing was attacked
+    image: np.ndarray  # the attacked image, same shape as the input
+    pixels: tuple[Pixel, ...]  # the changed pixels, at most pixels_asked
+    before: np.ndarray  # class probabilities of the clean image
+    after: np.ndarray  # class probabilities of the attacked image
+    prediction_before: int
+    prediction_after: int
+    queries: int  # images the model scored
+    calls: int  # batched predictions
+    generations: int
+    confidence_curve: tuple[float, ...]  # best candidate's true-class probability: initial population, each generation
+    target_curve: tuple[float, ...] | None  # the target's probability likewise (targeted only)
+    seconds: float
+    message: str
+    pixels_asked: int
+    popsize: int
+    maxiter: int
+
+    @property
+    def targeted(self) -> bool:
+        return self.target is not None
+
+    def pixel_rows(self) -> list[dict[str, float]]:
+        """The changed pixels as table rows, with column names for grey or colour images."""
+        if not self.pixels:
+            return []
+        names = ["row", "column", "value"] if len(self.pixels[0]) == 3 else ["row", "column", "red", "green", "blue"]
+        return [dict(zip(names, p)) for p in self.pixels]
+
+
+@dataclass(frozen=True)
+class AttackSettings:
+    """One attack's budget and goal, shared by the single attack and the batch (same numbers in both)."""
+
+    pixels: int = 1
+    popsize: int = 400
+    maxiter: int = 75
+    seed: int = 0
+    target: int | None = None
+
+    @property
+    def query_budget(self) -> int:
+        """Most model queries one image can cost: the clean image, the initial population and one
+        population per generation."""
+        return self.popsize * (self.maxiter + 1) + 1
 
 HONEST_NOTE = (
     "Published one-pixel attacks run a population of 400 for up to 100 generations: about 40,000 model "
@@ -102,7 +162,7 @@ def one_pixel_attack(model, image: np.ndarray, label: int, pixels: int = 1, *, m
                      popsize: int = 400, seed: int = 0, targeted: int | None = None,
                      callback: Callable[[int, float, int], Any] | None = None,
                      value_range: ValueRange = (0.0, 1.0), max_batch: int = 1024,
-                     preprocess: Callable | None = None) -> dict[str, Any]:
+                     preprocess: Callable | None = None) -> AttackResult:
     """Search for ``pixels`` changed pixels that make the model misclassify ``image``.
 
     model: a Keras classifier or any function batch -> probabilities, fed batches of the
@@ -112,11 +172,8 @@ def one_pixel_attack(model, image: np.ndarray, label: int, pixels: int = 1, *, m
     callback(generation, true_class_confidence, queries) runs after every generation (the
     page's progress bar); returning True stops the search.
 
-    Returns a dict: success, image (perturbed, same shape as the input), pixels (list of
-    (row, col, value) or (row, col, r, g, b)), before and after (class probabilities),
-    prediction_before/after, queries (images the model scored), calls (batched predictions),
-    generations, confidence_curve (true-class confidence of the best candidate after the
-    initial population and after each generation), target_curve (targeted only), seconds."""
+    Returns an ``AttackResult``; when the model already gets the image wrong, nothing is
+    attacked (``already``) and the clean image comes back."""
     from scipy.optimize import differential_evolution
 
     started = time.perf_counter()
@@ -146,19 +203,16 @@ def one_pixel_attack(model, image: np.ndarray, label: int, pixels: int = 1, *, m
         if not 0 <= targeted < n_classes or targeted == label:
             raise ValueError(f"The target must be a class from 0 to {n_classes - 1} other than the true class {label}.")
     pred_before = int(np.argmax(before))
-    result: dict[str, Any] = {
-        "label": label, "target": targeted, "targeted": targeted is not None, "pixels_asked": int(pixels),
-        "before": before, "prediction_before": pred_before, "popsize": int(popsize), "maxiter": int(maxiter),
-    }
+    fixed = dict(label=label, target=targeted, before=before, prediction_before=pred_before, pixels_asked=int(pixels),
+                 popsize=int(popsize), maxiter=int(maxiter))
     already = pred_before == targeted if targeted is not None else pred_before != label
     if already:
-        result.update(success=True, already=True, image=np.asarray(image, dtype=np.float32).copy(), pixels=[],
-                      after=before, prediction_after=pred_before, queries=state["queries"], calls=state["calls"],
-                      generations=0, confidence_curve=[float(before[label])],
-                      target_curve=[float(before[targeted])] if targeted is not None else None,
-                      seconds=time.perf_counter() - started,
-                      message="The model already gets this image wrong: there is nothing to attack.")
-        return result
+        return AttackResult(**fixed, success=True, already=True, image=np.asarray(image, dtype=np.float32).copy(),
+                            pixels=(), after=before, prediction_after=pred_before, queries=state["queries"],
+                            calls=state["calls"], generations=0, confidence_curve=(float(before[label]),),
+                            target_curve=(float(before[targeted]),) if targeted is not None else None,
+                            seconds=time.perf_counter() - started,
+                            message="The model already gets this image wrong: there is nothing to attack.")
 
     d = 2 + channels
     bounds = [(0, h - 1), (0, w - 1)] + [(lo, hi)] * channels
@@ -228,12 +282,12 @@ def one_pixel_attack(model, image: np.ndarray, label: int, pixels: int = 1, *, m
     out_image = attacked[..., 0] if gray2d else attacked
     message = (f"Fooled after {generations} generation(s) and {state['queries']:,} queries." if success else
                f"Not fooled within {generations} generation(s) ({state['queries']:,} queries).")
-    result.update(success=success, already=False, image=out_image.astype(np.float32), pixels=changed, after=after,
-                  prediction_after=int(np.argmax(after)), queries=state["queries"], calls=state["calls"],
-                  generations=generations, confidence_curve=curve,
-                  target_curve=target_curve if targeted is not None else None,
-                  seconds=time.perf_counter() - started, message=message)
-    return result
+    return AttackResult(**fixed, success=success, already=False, image=out_image.astype(np.float32),
+                        pixels=tuple(changed), after=after, prediction_after=int(np.argmax(after)),
+                        queries=state["queries"], calls=state["calls"], generations=generations,
+                        confidence_curve=tuple(curve),
+                        target_curve=tuple(target_curve) if targeted is not None else None,
+                        seconds=time.perf_counter() - started, message=message)
 
 
 def attack_many(model, images: np.ndarray, labels: Sequence[int], *, pixels: int = 1, maxiter: int = 75,
@@ -262,10 +316,10 @@ def attack_many(model, images: np.ndarray, labels: Sequence[int], *, pixels: int
                                    callback=stop_cb)
             if should_stop is not None and should_stop():
                 break  # cut short: not a measurement
-            rows.append({"image": i, "label": int(lab), "skipped": bool(res["already"]),
-                         "success": bool(res["success"]) and not res["already"], "queries": res["queries"],
-                         "generations": res["generations"], "prediction_after": res["prediction_after"],
-                         "seconds": res["seconds"]})
+            rows.append({"image": i, "label": int(lab), "skipped": res.already,
+                         "success": res.success and not res.already, "queries": res.queries,
+                         "generations": res.generations, "prediction_after": res.prediction_after,
+                         "seconds": res.seconds})
         if progress is not None:
             progress(i + 1, len(labels))
     frame = pd.DataFrame(rows)
@@ -282,34 +336,30 @@ def attack_many(model, images: np.ndarray, labels: Sequence[int], *, pixels: int
     return frame, summary
 
 
-KERAS_CODE = '''import numpy as np
-from scipy.optimize import differential_evolution
 
-# model: a trained Keras CNN; image: 28x28x1 in [0, 1]; label: its true class
-H, W, C = image.shape
-pixels = 1
-bounds = [(0, H - 1), (0, W - 1), (0.0, 1.0)] * pixels       # row, column, value per pixel
-integrality = [True, True, False] * pixels
+class TaskJob(Protocol):
+    """What a batch task needs from the training job that runs it (dnn2core.training.TrainingJob)."""
 
-def perturb(candidates):                                       # candidates: (S, 3 * pixels)
-    batch = np.repeat(image[None], len(candidates), axis=0)
-    for k in range(pixels):
-        r, c, v = candidates[:, 3 * k:3 * k + 3].T
-        batch[np.arange(len(batch)), r.astype(int), c.astype(int), 0] = v
-    return batch
+    def report_task(self, name: str, done: int, total: int) -> None: ...
 
-def true_class_confidence(x):                                  # x: (3 * pixels, S), a whole generation
-    probs = model.predict(perturb(x.T), verbose=0)             # one batched prediction
-    return probs[:, label]
+    def should_stop(self) -> str | None: ...
 
-def stop_on_success(intermediate_result):
-    probs = model.predict(perturb(intermediate_result.x[None]), verbose=0)
-    return probs.argmax() != label                             # True stops the search
 
-result = differential_evolution(true_class_confidence, bounds, integrality=integrality,
-                                vectorized=True, updating="deferred", popsize=400 // (3 * pixels),
-                                maxiter=75, polish=False, callback=stop_on_success, rng=0)
-'''
+def batch_task(model, images: np.ndarray, labels: Sequence[int], settings: AttackSettings, *,
+               value_range: ValueRange = (0.0, 1.0),
+               preprocess: Callable | None = None) -> Callable[[TaskJob, str], dict[str, Any]]:
+    """The batch attack as a job task (``ModelRun(task=...)``): it runs in a training slot under the
+    job's budget, so a class's batches queue like trainings; Stop and the time budget end it
+    between generations. Each image gets seed ``settings.seed + i``, as in ``attack_many``."""
+
+    def task(job: TaskJob, name: str) -> dict[str, Any]:
+        frame, summary = attack_many(
+            model, images, labels, pixels=settings.pixels, maxiter=settings.maxiter, popsize=settings.popsize,
+            seed=settings.seed, targeted=settings.target, value_range=value_range, preprocess=preprocess,
+            progress=lambda i, n: job.report_task(name, i, n), should_stop=lambda: job.should_stop() is not None)
+        return {"summary": summary, "rows": frame.to_dict("records")}
+
+    return task
 
 
 # --------------------------------------------------------------------------------------------

@@ -294,25 +294,6 @@ PRESETS = ("identity", "vertical line", "horizontal edges", "sobel x", "sobel y"
            "box blur", "gaussian", "sharpen", "emboss")
 
 
-def keras_layer_code(filters: int, kernel_size: int, stride: int, padding: str, activation: str | None,
-                     input_shape: tuple[int, ...] | None = None) -> str:
-    """The Keras line equivalent to the playground's settings."""
-    act = "None" if activation in (None, "none", "linear") else repr(activation)
-    extra = ""
-    if input_shape is not None:
-        extra = f"\n    input_shape={tuple(input_shape)!r},"
-    return (
-        "from keras import layers\n\n"
-        "layer = layers.Conv2D(\n"
-        f"    filters={filters},\n"
-        f"    kernel_size={kernel_size},\n"
-        f"    strides={stride},\n"
-        f"    padding={padding!r},\n"
-        f"    activation={act},{extra}\n"
-        ")"
-    )
-
-
 # ----------------------------------------------------------------------------- playground helpers
 
 def parse_kernel(rows) -> np.ndarray:

@@ -789,58 +789,6 @@ def gates_frame(steps: list[LstmStep], step: int) -> pd.DataFrame:
     })
 
 
-# ============================================================================ Keras code
-
-
-def keras_code(layout: Layout, h: int, f: int, extras: Sequence[str], epochs: int, models: Sequence[str]) -> str:
-    """The Keras code behind the page's current settings, ready to copy into a notebook."""
-    n_extra = 2 * len(extras)
-    shape = (1, h + n_extra) if layout == "course" else (h, 1 + n_extra)
-    lines = [
-        "import numpy as np",
-        "import keras",
-        "from keras import layers",
-        "",
-        "# data: a 1-D array of hourly values, already cleaned (no gaps)",
-        "def build_window(data, h, f):",
-        "    dataX, dataY = [], []",
-        "    for i in range(len(data) - h - f):",
-        "        dataX.append(data[i:(i + h)])",
-        "        dataY.append(data[(i + h):(i + h + f)])",
-        "    dataX = np.array(dataX)",
-        "    dataX = np.reshape(dataX, (dataX.shape[0], 1, dataX.shape[1]))",
-        "    dataY = np.array(dataY)",
-        "    return dataX, dataY",
-        "",
-        f"h, f = {h}, {f}",
-        "num_train_samples = int(0.8 * len(raw_data))",
-        "train_part = raw_data[:num_train_samples + h + f - 1]      # every point a training window sees",
-        "lo, hi = train_part.min(), train_part.max()                # scaler fitted on the training part only",
-        "data = (raw_data - lo) / (hi - lo)",
-        "dataX, dataY = build_window(data, h, f)",
-    ]
-    if layout == "sequence":
-        lines.append("dataX = dataX.reshape(-1, h, 1)                 # h time steps of 1 feature")
-    if extras:
-        lines.append(f"# + {n_extra} calendar inputs (sin/cos of {' and '.join(extras)}) appended to each "
-                     + ("window" if layout == "course" else "time step"))
-    lines += [
-        "trainX, trainY = dataX[:num_train_samples], dataY[:num_train_samples]",
-        "valX, valY = dataX[num_train_samples:], dataY[num_train_samples:]",
-        "",
-    ]
-    body = {"Dense": ["    layers.Flatten(),", '    layers.Dense(16, activation="relu"),'],
-            "SimpleRNN": ["    layers.SimpleRNN(16),"], "LSTM": ["    layers.LSTM(16),"]}
-    for kind in models:
-        var = f"model_{kind.lower()}"
-        lines += [f"{var} = keras.Sequential([", f"    keras.Input(shape={shape}),", *body[kind],
-                  f"    layers.Dense({f}),", "])",
-                  f"{var}.compile(loss='mse', metrics=['mae'])",
-                  f"history_{kind.lower()} = {var}.fit(trainX, trainY, epochs={epochs}, batch_size={BATCH_SIZE},",
-                  "                    validation_data=(valX, valY))", ""]
-    return "\n".join(lines).rstrip() + "\n"
-
-
 # ============================================================================ figures
 
 SERIES_COLORS = {"Truth": "#000000", "Dense": "#1f77b4", "SimpleRNN": "#d62728", "LSTM": "#2ca02c",

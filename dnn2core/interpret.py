@@ -21,7 +21,7 @@ import os
 import threading
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,16 +37,18 @@ __all__ = [
     "conv_layers",
     "default_mnist_cnn",
     "DefaultCnn",
+    "exemplar_grid",
+    "ExemplarSettings",
     "feature_maps",
     "filter_activations",
     "filter_count",
     "filter_exemplar",
+    "filter_exemplars",
     "fit_image",
     "grad_cam",
     "heat_overlay_figure",
     "image_grid_figure",
     "initial_noise",
-    "KERAS_CODE",
     "last_conv_layer",
     "maps_and_exemplars_figure",
     "ModelChoice",
@@ -670,44 +672,80 @@ class ModelChoice:
     def input_shape(self) -> tuple[int | None, int | None, int]:
         return _input_hw(self.model)
 
+    def display(self, image: np.ndarray) -> np.ndarray:
+        """An image in this model's scale -> uint8 for plotting. VGG16's inputs and exemplars are
+        stretched to their own range: their values are not a photo's."""
+        stretch = self.kind == "vgg16"
+        return to_display(image, None if stretch else self.value_range, stretch=stretch)
 
-# --------------------------------------------------------------------------------------------
-# Keras code shown on the page
-# --------------------------------------------------------------------------------------------
 
-KERAS_CODE = '''import numpy as np
-import tensorflow as tf
-import keras
+REGULARISER_NAMES = ("jitter", "scale", "blur", "tv_weight")
 
-# model: a trained Keras CNN taking 28x28x1 images in [0, 1]
-layer = model.get_layer("conv2d_1")
-features = keras.Model(inputs=model.inputs, outputs=layer.output)
 
-def filter_exemplar(filter_index, steps=30, step_size=0.05, stages=3, factor=1.2, seed=0):
-    rng = np.random.default_rng(seed)
-    size = int(28 / factor ** (stages - 1))
-    img = rng.uniform(0.4, 0.6, (1, size, size, 1)).astype("float32")
-    for stage in range(stages):
-        img = tf.Variable(img)
-        for _ in range(steps // stages):
-            with tf.GradientTape() as tape:
-                x = tf.image.resize(img, (28, 28))          # the model takes 28x28
-                loss = tf.reduce_mean(features(x)[..., filter_index])
-            grads = tape.gradient(loss, img)
-            grads /= tf.sqrt(tf.reduce_mean(grads ** 2)) + 1e-8   # normalised step
-            img.assign(tf.clip_by_value(img + step_size * grads, 0, 1))
-        size = min(28, int(size * factor))                      # upscale between stages
-        img = tf.image.resize(img.numpy(), (size, size), method="bicubic").numpy()
-    return tf.image.resize(img, (28, 28)).numpy()[0]
+class ExemplarSettings(NamedTuple):
+    """Everything besides the model, layer and filter that changes an exemplar. A hashable tuple
+    (seed last), so it keys the page's cache: settings generated before show at once."""
 
-# Grad-CAM for class c (keras-io's recipe)
-grad_model = keras.Model(model.inputs, [model.get_layer("conv2d_2").output, model.output])
-with tf.GradientTape() as tape:
-    maps, probs = grad_model(image[None])
-    score = probs[:, c]
-weights = tf.reduce_mean(tape.gradient(score, maps), axis=(1, 2), keepdims=True)
-cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))[0]
-'''
+    steps: int
+    step_size: float
+    size: int  # only for models that take any size (VGG16); others use their input size
+    stages: int  # upscaling stages
+    regularisers: tuple[tuple[str, float], ...]  # sorted (name, strength) pairs
+    seed: int
+
+    @classmethod
+    def from_switches(cls, *, steps: int, step_size: float, size: int, stages: int, jitter: bool, scale: bool,
+                      blur: bool, tv: bool, seed: int) -> "ExemplarSettings":
+        """The page's controls (on/off regularisers) as settings with the strengths ``regularisers`` gives."""
+        regs = regularisers(int(size), jitter, scale, blur, tv)
+        return cls(int(steps), float(step_size), int(size), int(stages), tuple(sorted(regs.items())), int(seed))
+
+    def regulariser_names(self) -> str:
+        """The regularisers that are on, in the page's order ("none" if none)."""
+        on = dict(self.regularisers)
+        return ", ".join(n for n in REGULARISER_NAMES if on.get(n)) or "none"
+
+
+def filter_exemplars(choice: ModelChoice, layer: str, filters: Sequence[int], settings: ExemplarSettings,
+                     progress: Callable[[float, str], None] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Several filters' exemplars, one after the other, each yielded as soon as it exists (a caller
+    that caches them keeps the finished ones if the rest is interrupted). ``progress(fraction, text)``
+    follows the steps of all of them together, every 5 steps."""
+    fixed_size = choice.input_shape[0] is not None
+    total = max(len(filters) * settings.steps, 1)
+    for n, f in enumerate(filters):
+        def report(done: int, steps: int, n: int = n, f: int = f) -> None:
+            if progress is not None and (done == steps or done % 5 == 0):
+                progress(min((n * settings.steps + done) / total, 1.0),
+                         f"Filter {f}: step {done}/{steps} ({n + 1} of {len(filters)})")
+        yield f, filter_exemplar(choice.model, layer, int(f), steps=settings.steps, step_size=settings.step_size,
+                                 size=None if fixed_size else settings.size, upscaling_steps=settings.stages,
+                                 seed=settings.seed, value_range=choice.value_range, preprocess=choice.preprocess,
+                                 progress=report, **dict(settings.regularisers))
+
+
+def exemplar_grid(choice: ModelChoice, layer: str, exemplars: dict[int, np.ndarray], top_k: int,
+                  activations: np.ndarray | None = None) -> tuple[list[list[np.ndarray]], list[list[str]]]:
+    """Rows and titles for ``image_grid_figure``: each filter's exemplar with the mean activation it
+    reaches, then the ``top_k`` dataset images that excite that filter most, with theirs (and their
+    class). ``activations``: the dataset's ``filter_activations`` (None: exemplars only)."""
+    filters = list(exemplars)
+    if not filters:
+        return [], []
+    reached = filter_activations(choice.model, layer, np.stack([exemplars[f] for f in filters]),
+                                 preprocess=choice.preprocess)
+    rows, titles = [], []
+    for n, f in enumerate(filters):
+        row, title = [choice.display(exemplars[f])], [f"filter {f}: {reached[n, f]:.2f}"]
+        if activations is not None and choice.images is not None and top_k > 0:
+            idx, vals = top_activating(choice.model, layer, f, choice.images, int(top_k), activations=activations)
+            for i, v in zip(idx, vals):
+                row.append(choice.display(choice.images[i]))
+                label = f", {choice.class_names[int(choice.labels[i])]}" if choice.labels is not None else ""
+                title.append(f"{v:.2f}{label}")
+        rows.append(row)
+        titles.append(title)
+    return rows, titles
 
 
 # --------------------------------------------------------------------------------------------

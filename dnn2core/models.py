@@ -132,51 +132,6 @@ def first_conv_arithmetic(model: "keras.Model") -> dict[str, int] | None:
     return None
 
 
-def mnist_code(models: list[str], api: Api, optimizer: str, learning_rate: float, epochs: int,
-               batch_size: int, validation_split: float) -> str:
-    """The Keras code for the MNIST page's current settings, ready to copy into a notebook."""
-    lines = ["import keras", "from keras import layers", "",
-             "(train_images, train_labels), (test_images, test_labels) = keras.datasets.mnist.load_data()",
-             "train_images = train_images.astype('float32') / 255",
-             "test_images = test_images.astype('float32') / 255", ""]
-    opt_class = {"rmsprop": "RMSprop", "adam": "Adam", "sgd": "SGD"}[optimizer]
-    for name in models:
-        if name == "Dense" and api == "sequential":
-            lines += ["dense = keras.Sequential([", "    keras.Input(shape=(784,)),",
-                      '    layers.Dense(64, activation="relu"),', '    layers.Dense(10, activation="softmax"),', "])"]
-        elif name == "Dense":
-            lines += ["inputs = keras.Input(shape=(784,))", 'features = layers.Dense(64, activation="relu")(inputs)',
-                      'outputs = layers.Dense(10, activation="softmax")(features)',
-                      "dense = keras.Model(inputs=inputs, outputs=outputs)"]
-        elif api == "sequential":
-            lines += ["cnn = keras.Sequential([", "    keras.Input(shape=(28, 28, 1)),",
-                      '    layers.Conv2D(filters=32, kernel_size=3, activation="relu"),',
-                      "    layers.MaxPooling2D(pool_size=2),",
-                      '    layers.Conv2D(filters=64, kernel_size=3, activation="relu"),',
-                      "    layers.MaxPooling2D(pool_size=2),",
-                      '    layers.Conv2D(filters=128, kernel_size=3, activation="relu"),',
-                      "    layers.Flatten(),", '    layers.Dense(10, activation="softmax"),', "])"]
-        else:
-            lines += ["inputs = keras.Input(shape=(28, 28, 1))",
-                      'x = layers.Conv2D(filters=32, kernel_size=3, activation="relu")(inputs)',
-                      "x = layers.MaxPooling2D(pool_size=2)(x)",
-                      'x = layers.Conv2D(filters=64, kernel_size=3, activation="relu")(x)',
-                      "x = layers.MaxPooling2D(pool_size=2)(x)",
-                      'x = layers.Conv2D(filters=128, kernel_size=3, activation="relu")(x)',
-                      "x = layers.Flatten()(x)", 'outputs = layers.Dense(10, activation="softmax")(x)',
-                      "cnn = keras.Model(inputs=inputs, outputs=outputs)"]
-        var = name.lower()
-        x = "train_images.reshape(-1, 784)" if name == "Dense" else "train_images.reshape(-1, 28, 28, 1)"
-        xt = "test_images.reshape(-1, 784)" if name == "Dense" else "test_images.reshape(-1, 28, 28, 1)"
-        lines += [f"{var}.compile(optimizer=keras.optimizers.{opt_class}(learning_rate={learning_rate:g}),",
-                  '              loss="sparse_categorical_crossentropy", metrics=["accuracy"])',
-                  f"{var}.summary()",
-                  f"history_{var} = {var}.fit({x}, train_labels, epochs={epochs}, batch_size={batch_size},",
-                  f"                          validation_split={validation_split:g})",
-                  f"test_loss, test_acc = {var}.evaluate({xt}, test_labels)", ""]
-    return "\n".join(lines).rstrip() + "\n"
-
-
 # --- figures
 
 def network_figure(summary: pd.DataFrame, title: str = "", height: int = 260):

@@ -14,7 +14,7 @@ lazily, inside functions). Pages only wire widgets to these functions.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -377,43 +377,39 @@ def prior_predictions(models: dict[str, Any], setup: PriorSetup, x: np.ndarray,
     return out
 
 
-# ----------------------------------------------------------------------------- code shown on the page
+# ----------------------------------------------------------------------------- each experiment's network
 
 
-def tricks_code(experiment: str, *, epochs: int, batch_size: int, patience: int = 5, rare_class: int = 3) -> str:
-    """Keras code for one experiment, ready to copy."""
-    head = ["import numpy as np", "import keras", "from keras import layers", "",
-            "model = keras.Sequential([", "    keras.Input(shape=(784,)),",
-            '    layers.Dense(64, activation="relu"),', '    layers.Dense(10, activation="softmax"),', "])",
-            'model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])', ""]
-    if experiment == "shuffle":
-        body = ["order = np.argsort(y_train, kind=\"stable\")            # all 0s, then all 1s, ...",
-                "x_ordered, y_ordered = x_train[order], y_train[order]",
-                "# shuffle=False matters: fit() reshuffles every epoch by default, undoing the order",
-                f"model.fit(x_ordered, y_ordered, epochs={epochs}, batch_size={batch_size}, shuffle=False,",
-                "          validation_data=(x_val, y_val))   # not validation_split: it takes the LAST rows"]
-    elif experiment == "stop":
-        body = [f"stop = keras.callbacks.EarlyStopping(monitor=\"val_loss\", patience={patience},",
-                "                                     restore_best_weights=True)",
-                f"history = model.fit(x_train, y_train, epochs={epochs}, batch_size={batch_size},",
-                "                    validation_data=(x_val, y_val), callbacks=[stop])",
-                "best = int(np.argmin(history.history[\"val_loss\"]))",
-                "print(\"best epoch\", best + 1, history.history[\"val_loss\"][best])",
-                f"print(\"kept weights\", model.evaluate(x_val, y_val, batch_size={batch_size}, verbose=0)[0])"
-                "  # the same value"]
-    else:
-        body = ["counts = np.bincount(y_train, minlength=10)",
-                "# class weights: every class carries the same total weight",
-                "weights = {c: len(y_train) / (10 * n) for c, n in enumerate(counts) if n}",
-                f"model.fit(x_train, y_train, epochs={epochs}, batch_size={batch_size}, class_weight=weights,",
-                "          validation_data=(x_val, y_val))",
-                "",
-                "# or: a moved decision threshold on an uncorrected model (no retraining)",
-                f"factor = np.delete(counts, {rare_class}).mean() / counts[{rare_class}]",
-                "probs = model.predict(x_val)",
-                f"probs[:, {rare_class}] *= factor",
-                "predicted = probs.argmax(axis=1)"]
-    return "\n".join(head + body)
+SMALL_HIDDEN = 64  # hidden units of the shuffling and rare-class networks
+LEARNING_RATES = {"sgd": 0.05, "adam": 1e-3, "rmsprop": 1e-3}  # each optimizer's rate in these experiments
+BATCH_SIZE = 32  # early stopping and rare classes (shuffling lets the learner choose)
+
+
+@dataclass(frozen=True)
+class NetSettings:
+    """The small network and how it trains in one experiment's run."""
+
+    hidden: int
+    optimizer: str
+    learning_rate: float
+    batch_size: int
+    epochs: int
+
+
+def net_settings(part: str, settings: Mapping[str, Any]) -> NetSettings:
+    """What the run of ``settings`` (as the Tricks page keys it) trains: read by the page to start
+    the run and by its Keras code to show it, so the two cannot differ. Shuffling: 64 units, the
+    chosen optimizer and batch (at most the set); early stopping: the chosen width and Adam rate,
+    batch 32; rare classes: 64 units, Adam 1e-3, batch 32."""
+    epochs = int(settings["epochs"])
+    if part == "shuffle":
+        return NetSettings(SMALL_HIDDEN, settings["opt"], LEARNING_RATES[settings["opt"]],
+                           _batch(int(settings["batch"]), int(settings["n"])), epochs)
+    if part == "stop":
+        return NetSettings(int(settings["hidden"]), "adam", float(settings["lr"]), BATCH_SIZE, epochs)
+    if part == "prior":
+        return NetSettings(SMALL_HIDDEN, "adam", LEARNING_RATES["adam"], BATCH_SIZE, epochs)
+    raise ValueError(f"Unknown experiment {part!r}; choose shuffle, stop or prior.")
 
 
 # --- figures

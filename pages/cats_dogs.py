@@ -6,7 +6,7 @@ import os
 import streamlit as st
 
 from dnn2core import catsdogs as cd
-from dnn2core import data, device, models, pretrained, runs, uploads
+from dnn2core import data, device, keras_code, models, pretrained, runs, uploads
 from dnn2core.training import Budget
 from dnn2ui import bases as shared_bases
 from dnn2ui import live, uploads_ui
@@ -333,7 +333,7 @@ with tab_photo:
 
 # ----------------------------------------------------------------------------- code and explanations
 with tab_code:
-    st.code(cd.catsdogs_code(spec), language="python")
+    st.code(keras_code.cats_dogs_code(spec), language="python")
 
 with tab_why:
     st.markdown(f"""

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dnn2core import convolution as conv
-from dnn2core import data, plots, uploads
+from dnn2core import data, keras_code, plots, uploads
 from dnn2ui.sidebar import use_data
 from dnn2ui.state import UrlState, as_code
 
@@ -213,12 +213,11 @@ with tab_layer:
 # ----------------------------------------------------------------------------- code
 with tab_code:
     st.markdown("The Keras layer equivalent to the playground's settings (one filter here; a real layer learns many):")
-    st.code(conv.keras_layer_code(1, size, stride, padding, None if activation == "none" else activation,
-                                  input_shape=(*image.shape[:2], channels)), language="python")
+    st.code(keras_code.convolution_code(1, size, stride, padding, activation, (*image.shape[:2], channels)),
+            language="python")
     st.markdown("And the layer tab's K filters, with pooling:")
-    st.code(conv.keras_layer_code(max(len(names), 1), size, stride, padding,
-                                  None if activation == "none" else activation)
-            + (f"\npool = layers.MaxPooling2D(pool_size={pool}, strides={pool_stride})" if pool else ""),
+    st.code(keras_code.convolution_code(max(len(names), 1), size, stride, padding, activation,
+                                        (*image.shape[:2], channels), pool=pool, pool_stride=pool_stride),
             language="python")
 
 url.sync()

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dnn2core import regression as reg
-from dnn2core import data, experiments, runs
+from dnn2core import data, experiments, keras_code, runs
 from dnn2ui import live
 from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
@@ -178,7 +178,6 @@ with tab_data:
     st.markdown("Features: " + ", ".join(f"`{c}`" for c in prep.feature_names))
 
 with tab_code:
-    st.code(reg.course_code(int(epochs), standardise, log_target, int(patience) if stop else None, int(seed),
-                            drop_id), language="python")
+    st.code(keras_code.housing_code(settings, prep.n_features, len(train)), language="python")
 
 url.sync()

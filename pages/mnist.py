@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dnn2core import data, digits, evaluation, experiments, models, plots, runs, uploads
+from dnn2core import data, digits, evaluation, experiments, keras_code, models, plots, runs, uploads
 from dnn2core.training import build_locked
 from dnn2ui import live
 from dnn2ui.sidebar import data_banner
@@ -204,7 +204,6 @@ with tab_shift:
                    "shifts, and neither has seen digits in a corner during training.")
 
 with tab_code:
-    st.code(models.mnist_code(chosen or ["Dense", "CNN"], api, optimizer, learning_rate, int(epochs),
-                              int(batch_size), float(val_split)), language="python")
+    st.code(keras_code.mnist_code(settings), language="python")
 
 url.sync()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dnn2core import data, experiments, forecasting as fc, models, runs, uploads
+from dnn2core import data, experiments, forecasting as fc, keras_code, models, runs, uploads
 from dnn2core.training import build_locked
 from dnn2ui import live
 from dnn2ui.sidebar import data_banner
@@ -298,7 +298,6 @@ with tab_cell:
                        "forget: switch to the true sequence and train again to see memory carried across hours.")
 
 with tab_code:
-    st.code(fc.keras_code(layout, int(h), fc.FORECAST_HOURS, extras, int(epochs), chosen or list(fc.MODEL_KINDS)),
-            language="python")
+    st.code(keras_code.sequences_code(settings, prep.input_shape), language="python")
 
 url.sync()

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dnn2core import data, evaluation, experiments, plots, runs
+from dnn2core import data, evaluation, experiments, keras_code, plots, runs
 from dnn2core import tricks as tr
 from dnn2core.training import Budget
 from dnn2ui import live
@@ -85,6 +85,9 @@ with tab_shuffle:
     sh_opt = url.selectbox("sh_opt", "Optimizer", ["sgd", "adam", "rmsprop"], "sgd", where=c2)
     sh_keras = url.checkbox("sh_keras", "Also: sorted data with fit(shuffle=True)", False, where=c3,
                             help="Keras' fit() reshuffles every epoch by default, which undoes the sorting.")
+    sh_spec = spec("shuffle", n=int(n_shuffle), epochs=int(sh_epochs), batch=int(sh_batch), opt=sh_opt,
+                   keras=bool(sh_keras))
+    sh_net = tr.net_settings("shuffle", sh_spec.settings)
     d_shuffle = digits(WHERE, int(n_shuffle), int(seed))
     ordered_y = d_shuffle.y_train[tr.class_order(d_shuffle.y_train)]
     shuffled_y = d_shuffle.y_train[tr.shuffled_order(len(d_shuffle.y_train), int(seed))]
@@ -92,13 +95,12 @@ with tab_shuffle:
     st.caption(f"The sorted run passes `shuffle=False` to `fit()`: by default Keras reshuffles the training "
                f"data every epoch, which would quietly undo the experiment. Validation uses 1,000 separate test "
                f"digits, not `validation_split`, which takes the *last* rows — with sorted data, only 9s. "
-               f"The last batches of a sorted epoch hold digits {tr.last_batch_classes(ordered_y, int(min(sh_batch, n_shuffle)))}.")
-    lr = {"sgd": 0.05, "adam": 1e-3, "rmsprop": 1e-3}[sh_opt]
+               f"The last batches of a sorted epoch hold digits {tr.last_batch_classes(ordered_y, sh_net.batch_size)}.")
     job = live.run_panel(
-        SHUFFLE, spec("shuffle", n=int(n_shuffle), epochs=int(sh_epochs), batch=int(sh_batch), opt=sh_opt,
-                      keras=bool(sh_keras)),
-        lambda: tr.shuffling_runs(d_shuffle, epochs=int(sh_epochs), batch_size=int(sh_batch), optimizer=sh_opt,
-                                  learning_rate=lr, seed=int(seed), with_keras_shuffle=sh_keras),
+        SHUFFLE, sh_spec,
+        lambda: tr.shuffling_runs(d_shuffle, epochs=sh_net.epochs, batch_size=sh_net.batch_size, hidden=sh_net.hidden,
+                                  optimizer=sh_net.optimizer, learning_rate=sh_net.learning_rate, seed=int(seed),
+                                  with_keras_shuffle=sh_keras),
         budget=BUDGET, seed=int(seed), start_label="Start: sorted vs shuffled", seed_key=url.key("seed"),
         label=f"{n_shuffle:,} digits · {sh_epochs} ep · batch {batch_label(sh_batch)} · {sh_opt}")
     if job is None:
@@ -111,8 +113,7 @@ with tab_shuffle:
                 for name, mp in snap.models.items()]
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="tricks.shuffle_table")
     live.results_footer(SHUFFLE, job, "val_accuracy", part="shuffle")
-    st.code(tr.tricks_code("shuffle", epochs=int(sh_epochs), batch_size=int(min(sh_batch, n_shuffle))),
-            language="python")
+    st.code(keras_code.tricks_code("shuffle", sh_spec.settings), language="python")
 
 # ----------------------------------------------------------------------------- 2. early stopping
 with tab_stop:
@@ -130,11 +131,15 @@ with tab_stop:
                               format_func=lambda v: f"{v:g}")
     es_compare = url.checkbox("es_compare", "Also train for every epoch (no early stopping)", True, where=c3)
     d_stop = digits(WHERE, int(n_stop), int(seed))
+    es_spec = spec("stop", n=int(n_stop), epochs=int(es_epochs), patience=int(patience), hidden=int(es_hidden),
+                   lr=float(es_lr), compare=bool(es_compare))
+    es_net = tr.net_settings("stop", es_spec.settings)
     job = live.run_panel(
-        STOP, spec("stop", n=int(n_stop), epochs=int(es_epochs), patience=int(patience), hidden=int(es_hidden),
-                   lr=float(es_lr), compare=bool(es_compare)),
-        lambda: tr.early_stopping_runs(d_stop, max_epochs=int(es_epochs), patience=int(patience), batch_size=32,
-                                       hidden=int(es_hidden), learning_rate=float(es_lr), compare=es_compare),
+        STOP, es_spec,
+        lambda: tr.early_stopping_runs(d_stop, max_epochs=es_net.epochs, patience=int(patience),
+                                       batch_size=es_net.batch_size, hidden=es_net.hidden,
+                                       optimizer=es_net.optimizer, learning_rate=es_net.learning_rate,
+                                       compare=es_compare),
         budget=BUDGET, seed=int(seed), start_label="Start: early stopping", seed_key=url.key("seed"),
         label=f"{n_stop:,} digits · up to {es_epochs} ep · patience {patience}")
     if job is None:
@@ -169,7 +174,7 @@ with tab_stop:
                            f"{other.results['final_val_accuracy']:.1%}; with it, accuracy "
                            f"{mp.results['final_val_accuracy']:.1%}.")
     live.results_footer(STOP, job, "val_loss", part="stop")
-    st.code(tr.tricks_code("stop", epochs=int(es_epochs), batch_size=32, patience=int(patience)), language="python")
+    st.code(keras_code.tricks_code("stop", es_spec.settings), language="python")
 
 # ----------------------------------------------------------------------------- 3. prior probabilities
 with tab_prior:
@@ -201,9 +206,13 @@ with tab_prior:
     st.caption(f"Class weights: digit {rare} weighs {setup.weights[int(rare)]:.1f}, the others about "
                f"{np.mean([w for c, w in setup.weights.items() if c != int(rare)]):.2f}. Prior factor for the "
                f"threshold: {setup.factor:.1f} (the other digits were on average that many times more common).")
+    pr_spec = spec("prior", rare=int(rare), keep=float(keep), n=int(n_prior), epochs=int(pr_epochs))
+    pr_net = tr.net_settings("prior", pr_spec.settings)
     job = live.run_panel(
-        PRIOR, spec("prior", rare=int(rare), keep=float(keep), n=int(n_prior), epochs=int(pr_epochs)),
-        lambda: tr.prior_runs(setup, d_prior, epochs=int(pr_epochs)), budget=BUDGET, seed=int(seed),
+        PRIOR, pr_spec,
+        lambda: tr.prior_runs(setup, d_prior, epochs=pr_net.epochs, batch_size=pr_net.batch_size, hidden=pr_net.hidden,
+                              optimizer=pr_net.optimizer, learning_rate=pr_net.learning_rate),
+        budget=BUDGET, seed=int(seed),
         start_label="Start: four trainings", seed_key=url.key("seed"),
         label=f"rare {rare} kept {keep:.0%} · {pr_epochs} ep")
     if job is None:
@@ -233,6 +242,6 @@ with tab_prior:
                    f"{f:g} and the probabilities renormalised. Subsampling trained on only "
                    f"{sizes_by_method['Subsampling']:,} digits: the course's warning that it loses information.")
     live.results_footer(PRIOR, job, "val_accuracy", part="prior")
-    st.code(tr.tricks_code("prior", epochs=int(pr_epochs), batch_size=32, rare_class=int(rare)), language="python")
+    st.code(keras_code.tricks_code("prior", pr_spec.settings), language="python")
 
 url.sync()

@@ -315,16 +315,6 @@ def test_pipeline_and_tiny_run_on_real_images(monkeypatch):
     assert frame["epochs"].tolist() == [1, 1] and frame["feature extraction s"].notna().sum() == 1
 
 
-def test_generated_code_is_valid_python():
-    spec = cd.RunSpec(approaches=("From scratch", "VGG16 frozen", "VGG16 fine-tuned"), image_size=224, deeper=True,
-                      scratch_augmentation=True, dropout=0.5)
-    code = cd.catsdogs_code(spec)
-    compile(code, "catsdogs_notebook", "exec")
-    assert "image_dataset_from_directory" in code and "include_top=False" in code
-    assert "layers.Conv2D(filters=512" in code and "for layer in conv_base.layers[:-4]:" in code
-    assert "RMSprop(learning_rate=1e-05)" in code and "get_features_and_labels" in code
-
-
 def test_lighter_base_sits_next_to_vgg16(tmp_path):
     mobile = pretrained.build_base("mobilenet_v2", None)
     for size in (96, 150):

@@ -125,13 +125,13 @@ def test_attack_panel_single_targeted_and_batch():
     assert 1 <= int(metrics["Generations"]) <= 3
     shown = at.session_state["inside.attack_result"]
     res = shown["result"]
-    assert len(res["pixels"]) <= 2 and res["popsize"] == 20
-    assert np.count_nonzero(np.any(shown["original"] != res["image"], axis=-1)) <= 2
+    assert len(res.pixels) <= 2 and res.popsize == 20
+    assert np.count_nonzero(np.any(shown["original"] != res.image, axis=-1)) <= 2
     specs = charts(at)
     attack = next(c for c in specs if any(s.get("type") == "circle" for s in c["layout"].get("shapes", [])))
-    assert len([s for s in attack["layout"]["shapes"] if s["type"] == "circle"]) == 2 * len(res["pixels"])
+    assert len([s for s in attack["layout"]["shapes"] if s["type"] == "circle"]) == 2 * len(res.pixels)
     curve = next(c for c in specs if c["layout"].get("title", {}).get("text") == "Best candidate, per generation")
-    assert len(array(curve["data"][0]["y"])) == res["generations"] + 1
+    assert len(array(curve["data"][0]["y"])) == res.generations + 1
 
     # targeted: the target class is a setting in the link, and the result tracks it
     at.toggle(key="inside.targeted").set_value(True).run()
@@ -139,7 +139,7 @@ def test_attack_panel_single_targeted_and_batch():
     at.button(key="inside.attack_go").click().run()
     assert not at.exception
     res = at.session_state["inside.attack_result"]["result"]
-    assert res["target"] == 8 and res["target_curve"] is not None and qp(at, "target") == "8"
+    assert res.target == 8 and res.target_curve is not None and qp(at, "target") == "8"
 
     # batch mode: success rate over the first 3 test digits
     at.toggle(key="inside.targeted").set_value(False)

@@ -199,15 +199,6 @@ def test_baselines_return_finite_metrics_and_cv():
         reg.make_baseline("Deep forest")
 
 
-def test_course_code_fixes_the_slips():
-    code = reg.course_code(500, standardise=True, log_target=True, stop_patience=50, seed=0)
-    assert code.count('layers.Dense(64, activation="relu")') == 4 and "Dense(1, activation=None)" in code
-    assert "df.iloc[:1000], df.iloc[1000:]" in code and "np.split(df, [121])" in code
-    assert "validation_data=(dev_features, dev_observations)" in code
-    assert "restore_best_weights=True" in code and "np.log" in code
-    compile(code, "course.py", "exec")  # it is valid Python
-
-
 def test_an_empty_column_does_not_remove_every_row():
     df = synthetic(50).assign(Alley=np.nan)  # a text column that is empty in a small extract
     assert len(reg.numeric_complete(df)) == 50

@@ -149,9 +149,13 @@ def test_early_stopping_keeps_the_best_epochs_weights(no_local_data):
     assert tr.best_epoch([3.0, 1.0, 1.0, 2.0]) == 2
 
 
-def test_code_snippets_are_python():
-    for experiment in ("shuffle", "stop", "prior"):
-        code = tr.tricks_code(experiment, epochs=5, batch_size=32, patience=3, rare_class=3)
-        compile(code, f"{experiment}.py", "exec")
-    assert "shuffle=False" in tr.tricks_code("shuffle", epochs=5, batch_size=32)
-    assert "restore_best_weights=True" in tr.tricks_code("stop", epochs=5, batch_size=32)
+def test_net_settings_are_what_each_experiment_trains():
+    """One source for the page's runs and their Keras code (issue 14: the code showed other numbers)."""
+    shuffle = tr.net_settings("shuffle", {"n": 300, "epochs": 4, "batch": tr.FULL_BATCH, "opt": "sgd"})
+    assert shuffle == tr.NetSettings(64, "sgd", 0.05, 300, 4)  # a full batch is the whole set
+    stop = tr.net_settings("stop", {"n": 500, "epochs": 40, "hidden": 256, "lr": 3e-3})
+    assert stop == tr.NetSettings(256, "adam", 3e-3, 32, 40)
+    assert tr.net_settings("prior", {"n": 4000, "epochs": 5, "rare": 3, "keep": 0.05}) == \
+        tr.NetSettings(64, "adam", 1e-3, 32, 5)
+    with pytest.raises(ValueError, match="Unknown experiment"):
+        tr.net_settings("dropout", {"epochs": 1})
