@@ -76,7 +76,7 @@ def mnist_runs(mnist: Mnist, settings: Mapping[str, Any]) -> list[ModelRun]:
 # House prices (Video 7)
 # --------------------------------------------------------------------------------------------
 
-HOUSING_VERSION = 1
+HOUSING_VERSION = 2  # 2: fed from a cached tf.data pipeline (5,000 epochs in minutes; other shuffles)
 
 
 def housing_settings(*, epochs: int, batch: int, seed: int, noid: bool, std: bool, log: bool, stop: bool,
@@ -124,7 +124,8 @@ def housing_runs(prep, settings: Mapping[str, Any]) -> list[ModelRun]:
     return [ModelRun("Network", partial(reg.build_house_regressor, prep.n_features, log_target=bool(settings["log"]),
                                         target_offset=prep.target_offset),
                      reg.fit_kwargs(prep, int(settings["epochs"]), int(settings["batch"]), stop_patience=patience),
-                     evaluate=partial(_housing_evaluate, prep=prep), steps_per_execution=STEPS_PER_EXECUTION["Network"])]
+                     evaluate=partial(_housing_evaluate, prep=prep), steps_per_execution=STEPS_PER_EXECUTION["Network"],
+                     cached_data=True)]
 
 
 # --------------------------------------------------------------------------------------------

@@ -95,7 +95,8 @@ except ValueError as exc:
 spec = runs.RunSpec(PAGE, settings, data=fingerprint(df), version=experiments.HOUSING_VERSION,
                     secret=live.private_secret() if loaded.provenance.source == "upload" else "")
 metric = reg.dollar_metric(log_target)
-reference = live.reference_run(PAGE, std=standardise, log=log_target) or live.reference_run(PAGE)
+reference = (live.reference_run(PAGE, std=standardise, log=log_target, epochs=int(epochs))
+             or live.reference_run(PAGE, std=standardise, log=log_target, epochs=500) or live.reference_run(PAGE))
 
 tab_net, tab_compare, tab_data, tab_code = st.tabs(["The network", "Against other methods", "The data", "Keras code"])
 

@@ -19,7 +19,7 @@ def _records(tmp_path):
 def test_every_shipped_run_loads_read_only_with_its_provenance(tmp_path):
     store, refs = _records(tmp_path)
     experiments = sorted(r.experiment for r in refs.values())
-    assert experiments == ["housing", "housing", "mnist", "sequences", "sequences"]
+    assert experiments == ["housing", "housing", "housing", "mnist", "sequences", "sequences"]
     for rec in refs.values():
         assert rec.state == "done" and rec.device and rec.provenance["date"] and rec.provenance["versions"]["keras"]
         assert rec.model_names, rec.key
@@ -44,8 +44,18 @@ def test_the_reference_runs_reproduce_the_course(tmp_path):
         mse = {k: v["val_mse"] for k, v in rec.metrics.items()}
         assert min(mse, key=mse.get) == "LSTM", (rec.settings["layout"], mse)
     assert {r.settings["layout"] for r in by["sequences"]} == {"course", "sequence"}
-    maes = {(r.settings["std"], r.settings["log"]): r.metrics["Network"]["dev_mae"] for r in by["housing"]}
-    assert maes[(False, False)] < 35_000 and maes[(True, True)] < maes[(False, False)]
+    # The course's raw-feature network is noisy from epoch to epoch: its level is the median of the last 50
+    # epochs' dev MAE. "Within $30,000 ... after training out to 5,000 epochs" (Video 7).
+    import statistics
+
+    def level(r):
+        return statistics.median(r.progress["models"]["Network"]["history"]["val_mae"][-50:])
+
+    runs = {(r.settings["epochs"], r.settings["std"], r.settings["log"]): r for r in by["housing"]}
+    assert set(runs) == {(500, False, False), (500, True, True), (5000, False, False)}
+    assert level(runs[(500, False, False)]) < 35_000 and level(runs[(5000, False, False)]) < 32_000
+    assert len(runs[(5000, False, False)].progress["models"]["Network"]["history"]["val_mae"]) == 5000  # every epoch
+    assert runs[(500, True, True)].metrics["Network"]["dev_mae"] < level(runs[(500, False, False)])
 
 
 def test_reference_list_names_the_course_runs(capsys):

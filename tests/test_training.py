@@ -488,3 +488,27 @@ def test_prepare_runs_outside_the_build_lock_and_tasks_take_a_gate_slot():
     mp = job.snapshot().models["attack"]
     assert (mp.epoch, mp.epochs, mp.unit, mp.results) == (4, 4, "image", {"answer": 42.0})
     assert np.array_equal(job.artifacts["attack/curve"], np.arange(3.0))
+
+
+def test_cached_datasets_feed_every_row_once_per_epoch_reshuffled_from_the_seed():
+    import numpy as np
+
+    from dnn2core.training import cached_datasets
+
+    x = np.arange(100, dtype=np.float64).reshape(50, 2)
+    y = np.arange(50, dtype=np.float64)
+    kw = cached_datasets(dict(x=x, y=y, batch_size=8, epochs=3, shuffle=True, validation_data=(x[:10], y[:10])), 7)
+    assert set(kw) == {"x", "epochs", "validation_data", "shuffle"} and kw["shuffle"] is False
+    epochs = [[b[1].numpy() for b in kw["x"]] for _ in range(2)]
+    assert [len(b) for b in epochs[0]] == [8] * 6 + [2]  # the batch size of the course's fit
+    first, second = (np.concatenate(e) for e in epochs)
+    assert sorted(first) == list(range(50)) and sorted(second) == list(range(50))  # every row once
+    assert not np.array_equal(first, second)  # reshuffled each epoch
+    assert epochs[0][0].dtype == np.float32  # as Keras' NumPy adapter casts float64
+    again = cached_datasets(dict(x=x, y=y, batch_size=8, shuffle=True), 7)
+    assert np.array_equal(np.concatenate([b[1].numpy() for b in again["x"]]), first)  # seeded
+    val = np.concatenate([b[1].numpy() for b in kw["validation_data"]])
+    assert list(val) == list(range(10))
+    # what it cannot cover is left to Keras
+    plain = dict(x=x, y=y, validation_split=0.2)
+    assert cached_datasets(plain, 1) is plain
