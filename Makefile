@@ -10,7 +10,7 @@ ifneq ($(wildcard $(SHARED_DATA)/README.md),)
 export DNN2_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: install run test unit e2e bench reference clean
+.PHONY: install install-cluster run test unit e2e bench reference clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,16 +20,23 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 install: $(VENV)/.installed
 
+# Ray for the cluster tests (requirements-cluster.txt); the dashboard itself runs without it.
+$(VENV)/.installed-cluster: $(VENV)/.installed requirements-cluster.txt
+	$(PY) -m pip install --quiet -r requirements-cluster.txt
+	touch $@
+
+install-cluster: $(VENV)/.installed-cluster
+
 ## Create the venv, install, and start the dashboard headless on port $(PORT).
 run: install
 	$(PY) -m streamlit run app.py --server.headless true --server.port $(PORT)
 
 ## Install and run every test: the unit/AppTest suite, then the browser end-to-end run.
-test: install
+test: install-cluster
 	$(PY) -m pytest -q
 	$(MAKE) --no-print-directory e2e
 
-unit: install
+unit: install-cluster
 	$(PY) -m pytest -q
 
 ## Drive every page in Debian's Chromium against a real `streamlit run` server.

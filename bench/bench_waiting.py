@@ -11,6 +11,14 @@ server so that the machine's noise hits them alike:
 Reports the median time of each condition and the ratios (goals: queued <= 1.15x, idle <= 1.10x).
 The Chromium tabs share the machine's cores with the server, as in a small lab.
 
+Each server configuration (``--configs``: ``workers``, the default, where fit() runs in a worker
+process; ``threads``, DNN2_WORKERS=0, fit() in a thread of the web process) runs at the same time
+and the trials alternate between them.
+
+Then the page rerun latency: a learner's tab reruns the MNIST page (the "r" shortcut) again and
+again, with nothing training and while another tab trains; p50/p95 of each, alternating
+(goal: p95 while training within 1.5x of idle).
+
 Usage: DNN2_DATA_DIR=../shared/data .venv/bin/python bench/bench_waiting.py [--trials 3] [--idle 30]
 """
 
@@ -27,10 +35,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-from harness import _IDLE_JS, Server, launch_browser  # noqa: E402
+from contextlib import ExitStack  # noqa: E402
+
+from harness import _IDLE_JS, Server, launch_browser, wait_for_rerun  # noqa: E402
 
 FINISHED = re.compile(r"Finished in")
 LINK = "/mnist?n=5000&epochs=3&models=CNN&seed={seed}"
+CONFIGS = {"workers": {}, "threads": {"DNN2_WORKERS": "0"}}
 
 
 def open_page(browser, url: str):
@@ -53,46 +64,95 @@ def timed_run(browser, srv: Server, seed: int, others: list) -> float:
     return seconds
 
 
+def rerun_latency(browser, srv: Server, trainer_link: str, probes: int) -> dict[str, list[float]]:
+    """Rerun latency of a learner's MNIST page, idle and while another tab trains, alternating."""
+    ctx, probe = open_page(browser, srv.url + "/mnist")
+    out: dict[str, list[float]] = {"idle": [], "training": []}
+    for block in range(2):
+        for condition in ("idle", "training"):
+            trainer = None
+            if condition == "training":
+                trainer = open_page(browser, srv.url + trainer_link.format(seed=90_000 + block))
+                trainer[1].get_by_role("button", name="Start training").click()
+                trainer[1].get_by_text(re.compile(r"epoch \d+/")).first.wait_for(timeout=300_000)
+            for _ in range(probes):
+                probe.locator("body").click(position={"x": 5, "y": 5})
+                out[condition].append(wait_for_rerun(probe, lambda: probe.keyboard.press("r")))
+            if trainer is not None:
+                stop = trainer[1].get_by_role("button", name="Stop")
+                if stop.count():
+                    stop.first.click()
+                trainer[0].close()
+                time.sleep(3)
+    ctx.close()
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--idle", type=int, default=30)
     ap.add_argument("--queued", type=int, default=3)
+    ap.add_argument("--probes", type=int, default=10, help="reruns per latency block")
+    ap.add_argument("--configs", default="workers,threads")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    times: dict[str, list[float]] = {"alone": [], "queued": [], "idle": []}
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    times = {c: {"alone": [], "queued": [], "idle": []} for c in configs}
+    latency = {}
     seed = 1000
-    with sync_playwright() as pw, Server(health_timeout=120, env={"DNN2_IDLE_SECONDS": "900"}) as srv:
+    with sync_playwright() as pw, ExitStack() as stack:
+        servers = {c: stack.enter_context(Server(health_timeout=120, env={"DNN2_IDLE_SECONDS": "900", **CONFIGS[c]},
+                                                 log_path=ROOT / "artifacts" / f"server-{c}.log")) for c in configs}
         browser = launch_browser(pw)
-        warm_ctx, _ = open_page(browser, srv.url + "/mnist")
-        warm_ctx.close()
+        for srv in servers.values():
+            warm_ctx, _ = open_page(browser, srv.url + "/mnist")
+            warm_ctx.close()
         for trial in range(args.trials):
-            for condition in ("alone", "queued", "idle"):
-                seed += 1
-                extra = []
-                if condition == "queued":
-                    extra = [open_page(browser, srv.url + LINK.format(seed=50_000 + seed * 10 + i))
-                             for i in range(args.queued)]
-                elif condition == "idle":
-                    extra = [open_page(browser, srv.url + "/mnist") for _ in range(args.idle)]
-                pages = [p for _, p in extra] if condition == "queued" else []
-                seconds = timed_run(browser, srv, seed, pages)
-                times[condition].append(seconds)
-                print(f"trial {trial + 1} {condition:6s} {seconds:6.1f} s", flush=True)
-                for p in pages:  # the queued runs are not measured: stop them
-                    stop = p.get_by_role("button", name="Stop")
-                    if stop.count():
-                        stop.first.click()
-                for ctx, _ in extra:
-                    ctx.close()
-                time.sleep(3)
+            for config, srv in servers.items():
+                for condition in ("alone", "queued", "idle"):
+                    seed += 1
+                    extra = []
+                    if condition == "queued":
+                        extra = [open_page(browser, srv.url + LINK.format(seed=50_000 + seed * 10 + i))
+                                 for i in range(args.queued)]
+                    elif condition == "idle":
+                        extra = [open_page(browser, srv.url + "/mnist") for _ in range(args.idle)]
+                    pages = [p for _, p in extra] if condition == "queued" else []
+                    seconds = timed_run(browser, srv, seed, pages)
+                    times[config][condition].append(seconds)
+                    print(f"trial {trial + 1} {config:7s} {condition:6s} {seconds:6.1f} s", flush=True)
+                    for p in pages:  # the queued runs are not measured: stop them
+                        stop = p.get_by_role("button", name="Stop")
+                        if stop.count():
+                            stop.first.click()
+                    for ctx, _ in extra:
+                        ctx.close()
+                    time.sleep(3)
+        for config, srv in servers.items():
+            latency[config] = rerun_latency(browser, srv, "/mnist?n=5000&epochs=20&models=CNN&seed={seed}",
+                                            args.probes)
+            print(config, {k: [round(v, 2) for v in vs] for k, vs in latency[config].items()}, flush=True)
         browser.close()
-    alone = statistics.median(times["alone"])
-    print("| condition | median (s) | trials (s) | ratio to alone |\n|---|---:|---|---:|")
-    for condition, values in times.items():
-        med = statistics.median(values)
-        print(f"| {condition} | {med:.1f} | {', '.join(f'{v:.1f}' for v in values)} | {med / alone:.2f}x |")
+    print("| server | condition | median (s) | trials (s) | ratio to alone |\n|---|---|---:|---|---:|")
+    for config in configs:
+        alone = statistics.median(times[config]["alone"])
+        for condition, values in times[config].items():
+            med = statistics.median(values)
+            print(f"| {config} | {condition} | {med:.1f} | {', '.join(f'{v:.1f}' for v in values)} | "
+                  f"{med / alone:.2f}x |")
+    print("\n| server | page rerun, nothing training p50 / p95 (s) | while a job trains p50 / p95 (s) | "
+          "p95 ratio (goal <= 1.5) |\n|---|---|---|---:|")
+    for config, lat in latency.items():
+        idle, busy = lat["idle"], lat["training"]
+        print(f"| {config} | {pct(idle, .5):.2f} / {pct(idle, .95):.2f} | {pct(busy, .5):.2f} / {pct(busy, .95):.2f} | "
+              f"{pct(busy, .95) / pct(idle, .95):.2f}x |")
 
 
 if __name__ == "__main__":

@@ -286,7 +286,17 @@ class JobRegistry:
                   key: str) -> "TrainingJob | RemoteJob":
         """A worker process trains the job when there is a pool; runs that cannot be pickled (a page's
         closure) train in a thread here, as they did before the split."""
-        if self.pool is not None:
+        from dnn2core.cluster import ray_address
+
+        if ray_address() is not None:  # a Ray cluster trains it (dnn2core.cluster)
+            from dnn2core.cluster import RayJob
+
+            try:
+                return RayJob(runs, store=self.store, budget=budget, seed=seed, session=session, label=label, key=key,
+                              owner=self.owner)
+            except (TypeError, AttributeError, pickle.PicklingError) as exc:
+                logger.info("Run %s trains in the web process: its runs cannot be sent to the cluster (%s)", key, exc)
+        elif self.pool is not None:
             from dnn2core.workers import RemoteJob
 
             try:
@@ -353,6 +363,12 @@ class JobRegistry:
     def _sync(self, entry: _Entry) -> None:
         job, key = entry.job, entry.key
         snap = job.snapshot()
+        if not snap.done and getattr(job, "beats_store", False):  # a Ray task reads and writes the store itself
+            if self.store.stop_requested(key):
+                job.stop()
+            if snap.state == "queued":
+                self.store.beat(key, self.owner)  # waiting in the cluster's queue: still alive
+            return
         if not snap.done:
             last = self.store.last_watched(key)
             if last is not None and last > entry.last_watch_seen:

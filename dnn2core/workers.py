@@ -149,8 +149,11 @@ def _train_order(conn: "Connection", order: _JobOrder, retire: Any) -> bool:
                 job.heartbeat()
         if finished:
             break
-        conn.send(("progress", job.snapshot().to_dict()))
+        snap = job.snapshot()
+        snap.process = os.getpid()
+        conn.send(("progress", snap.to_dict()))
     snap = job.snapshot()
+    snap.process = os.getpid()
     try:
         store = RunStore(order.store_path, max_bytes=order.store_max_bytes)
         persist_job(store, order.key, order.owner, snap, job.models, job.artifacts)
