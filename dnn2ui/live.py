@@ -23,6 +23,7 @@ from dnn2core import plots
 from dnn2core.jobs import JobRegistry, LearnerLimit, RunView
 from dnn2core.runs import RunRecord, RunSpec, RunStore, StoreError, default_runs_dir
 from dnn2core.training import Budget, JobGate, ModelRun, QueueFull, default_max_jobs, format_eta
+from dnn2core.cluster import ray_address
 from dnn2core.workers import default_workers, shared_pool
 from dnn2ui import runtime
 
@@ -56,7 +57,7 @@ def _registry(runs_dir: str) -> tuple[JobRegistry, str | None]:
         atexit.register(shutil.rmtree, fallback, True)  # a temporary store leaves nothing behind
         store = RunStore(fallback, reference_dir=REFERENCE_DIR)
         problem = f"{exc} Runs are kept in a temporary store until the server restarts."
-    workers = default_workers()
+    workers = 0 if ray_address() is not None else default_workers()  # on a cluster, Ray trains
     reg = JobRegistry(store, shared_gate(), pool=shared_pool(workers) if workers else None)
     reg.quiet_hooks.append(runtime.expire_disconnected_sessions)  # closed tabs' sessions leave memory
     return reg, problem
@@ -147,6 +148,8 @@ def _status_line(snap, record: RunRecord, gate: JobGate, watchers: int) -> str:
         return f"📘 The course's full run, trained on {record.device or 'an unknown device'}."
     if snap.state == "queued":
         pos = snap.queue_position or 1
+        if ray_address() is not None:  # the queue is the cluster's, across every web replica
+            return f"⏳ Waiting for the training cluster: **position {pos}** in its queue{watching}."
         return (f"⏳ Waiting for a free training slot: **position {pos}** in the queue "
                 f"({len(gate.running())} of {gate.max_running} slot(s) busy server-wide){watching}.")
     if snap.state == "running":

@@ -159,3 +159,15 @@ def test_two_replicas_share_one_store(tmp_path):
         assert "'running'" in out and "'done'" in out and out.strip().endswith("4")
     finally:
         pool.close()
+
+
+def test_the_mnist_page_trains_on_the_cluster(local_cluster, no_local_data):
+    from conftest import open_page, own_runs, run_registry
+
+    at = open_page("pages/mnist.py", n="500", epochs="2", models="Dense", seed="27")
+    at.button(key="mnist.start").click().run()
+    [key] = own_runs(at)
+    assert isinstance(run_registry().view(key).job, cluster.RayJob)
+    assert run_registry().wait(key, 180).state == "done"
+    at.run()
+    assert "Finished" in " ".join(m.value for m in at.markdown)
