@@ -18,7 +18,7 @@ from dnn2core import digits, models
 from dnn2core.data import Mnist
 from dnn2core.training import Budget, ModelRun
 
-__all__ = ["housing_fingerprint", "mnist_fingerprint", "sequences_fingerprint", "sequences_prepare",
+__all__ = ["SHIFTS", "SHIFT_DIGITS", "housing_fingerprint", "mnist_fingerprint", "sequences_fingerprint", "sequences_prepare",
            "sequences_series",
            "HOUSING_VERSION", "MNIST_VERSION", "SEQUENCES_VERSION", "sequences_budget", "sequences_runs",
            "sequences_settings", "housing_budget", "housing_prepare", "housing_runs", "housing_settings",
@@ -48,12 +48,28 @@ def mnist_budget() -> Budget:
     return Budget.from_env(max_epochs=50, max_samples=5_000_000)
 
 
+SHIFTS = tuple(range(9))  # pixels right and up in the "move the digits" tab
+SHIFT_DIGITS = 1000  # test digits that tab moves
+
+
 def _mnist_evaluate(model, x_test: np.ndarray, y_test: np.ndarray, kind: str) -> dict:
-    """Test accuracy and loss, plus the test probabilities the Evaluate tab draws from."""
+    """Test accuracy and loss, the test probabilities the Evaluate and Digit tabs draw from, and the
+    accuracy of the moved digits: computed where the model trained, so that opening a finished run
+    never runs the model in the web process (every new model there costs TensorFlow memory for good)."""
+    from dnn2core import evaluation
+
     probs = np.asarray(model.predict(digits.as_input(x_test, kind), batch_size=512, verbose=0), dtype=np.float32)
     picked = np.clip(probs[np.arange(len(y_test)), y_test], 1e-7, 1.0)
+
+    def predict(x):
+        return evaluation.predict_probs(model, x, kind)
+
+    n = min(SHIFT_DIGITS, len(y_test))
+    shifted = evaluation.accuracy_vs_shift(predict, x_test[:n], y_test[:n], SHIFTS)
+    corner = float((predict(digits.to_top_right(x_test[:n])).argmax(1) == y_test[:n]).mean())
     return {"test_accuracy": float((probs.argmax(axis=1) == y_test).mean()),
-            "test_loss": float(-np.log(picked).mean()), "test_probs": probs}
+            "test_loss": float(-np.log(picked).mean()), "test_probs": probs,
+            "shift_accuracy": np.asarray(shifted, dtype=np.float32), "corner_accuracy": corner}
 
 
 def mnist_runs(mnist: Mnist, settings: Mapping[str, Any]) -> list[ModelRun]:

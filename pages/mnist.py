@@ -124,8 +124,17 @@ def probs_for(key: str, name: str) -> np.ndarray:
 
 @st.cache_data(max_entries=16, show_spinner="Moving the test digits…")
 def shift_curves(key: str, n: int) -> tuple[dict, dict]:
+    """The moved digits' accuracy: stored with the run by the worker that trained it; runs stored
+    before that (and reference runs) are computed here once."""
     v = live.view(key)
-    shifts, curves, corner = list(range(0, 9)), {}, {}
+    shifts, curves, corner = list(experiments.SHIFTS), {}, {}
+    stored = v.artifacts()
+    if all(f"{name}/shift_accuracy" in stored for name in v.model_names):
+        results = {name: mp.results for name, mp in v.snapshot().models.items()}
+        for name in v.model_names:
+            curves[name] = [float(a) for a in stored[f"{name}/shift_accuracy"]]
+            corner[name] = float(results[name].get("corner_accuracy", float("nan")))
+        return curves, corner
     for name in v.model_names:
         m = v.models[name]
 
@@ -168,11 +177,12 @@ with tab_digit:
         st.info("Train a run first, then classify a test digit or your own picture here.")
     else:
         src = st.radio("Digit", ["A test digit", "Upload a picture"], horizontal=True, key="mnist.digit_src")
-        digit = None
+        digit, test_probs = None, {}
         if src == "A test digit":
             idx = st.number_input("Test digit number", 0, len(y_test) - 1, 0, key="mnist.digit_idx")
             digit = x_test[int(idx)]
             st.caption(f"True label: {y_test[int(idx)]}")
+            test_probs = {name: probs_for(eval_run.key, name)[int(idx)] for name in eval_run.model_names}
         else:
             up = st.file_uploader("A photo or drawing of one digit", type=list(uploads.IMAGE_EXTENSIONS),
                                   key="mnist.upload")
@@ -184,8 +194,9 @@ with tab_digit:
         if digit is not None:
             c1, c2 = st.columns([1, 3])
             c1.plotly_chart(plots.image_figure(digit, "As the models see it (28x28)", height=260), key="mnist.digit")
-            series = {name: evaluation.predict_probs(eval_run.models[name], digit[None], name.lower())[0]
-                      for name in eval_run.model_names}
+            series = test_probs if src == "A test digit" else {  # a test digit's probabilities are stored
+                name: evaluation.predict_probs(eval_run.models[name], digit[None], name.lower())[0]
+                for name in eval_run.model_names}
             c2.plotly_chart(plots.bars_figure([str(d) for d in range(10)], series, "Class probabilities",
                                               y_title="probability"), key="mnist.digit_probs")
 
@@ -195,8 +206,8 @@ with tab_shift:
     if eval_run is None:
         st.info("Train a run first.")
     else:
-        shifts = list(range(0, 9))
-        curves, corner = shift_curves(eval_run.key, min(1000, len(y_test)))
+        shifts = list(experiments.SHIFTS)
+        curves, corner = shift_curves(eval_run.key, min(experiments.SHIFT_DIGITS, len(y_test)))
         st.plotly_chart(evaluation.shift_figure(shifts, curves), key="mnist.shift_fig")
         st.dataframe(pd.DataFrame({"model": list(corner), "accuracy, digit shrunk into the top-right corner":
                                    [f"{v:.1%}" for v in corner.values()]}), hide_index=True)
