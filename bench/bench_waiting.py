@@ -75,8 +75,7 @@ def rerun_latency(browser, srv: Server, trainer_link: str, probes: int) -> dict[
                 trainer = open_page(browser, srv.url + trainer_link.format(seed=90_000 + block))
                 trainer[1].get_by_role("button", name="Start training").click()
                 trainer[1].get_by_text(re.compile(r"epoch \d+/")).first.wait_for(timeout=300_000)
-            for _ in range(probes):
-                probe.locator("body").click(position={"x": 5, "y": 5})
+            for _ in range(probes):  # "r" reruns the page (Streamlit's shortcut; the body has the focus)
                 out[condition].append(wait_for_rerun(probe, lambda: probe.keyboard.press("r")))
             if trainer is not None:
                 stop = trainer[1].get_by_role("button", name="Stop")
@@ -100,6 +99,7 @@ def main() -> None:
     ap.add_argument("--queued", type=int, default=3)
     ap.add_argument("--probes", type=int, default=10, help="reruns per latency block")
     ap.add_argument("--configs", default="workers,threads")
+    ap.add_argument("--latency-only", action="store_true")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -114,7 +114,7 @@ def main() -> None:
         for srv in servers.values():
             warm_ctx, _ = open_page(browser, srv.url + "/mnist")
             warm_ctx.close()
-        for trial in range(args.trials):
+        for trial in range(0 if args.latency_only else args.trials):
             for config, srv in servers.items():
                 for condition in ("alone", "queued", "idle"):
                     seed += 1
@@ -141,7 +141,7 @@ def main() -> None:
             print(config, {k: [round(v, 2) for v in vs] for k, vs in latency[config].items()}, flush=True)
         browser.close()
     print("| server | condition | median (s) | trials (s) | ratio to alone |\n|---|---|---:|---|---:|")
-    for config in configs:
+    for config in configs if not args.latency_only else []:
         alone = statistics.median(times[config]["alone"])
         for condition, values in times[config].items():
             med = statistics.median(values)
