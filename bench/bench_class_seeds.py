@@ -50,7 +50,7 @@ def burst(browser, srv: Server, learners: int, first_seed: int, timeout: float) 
         p.wait_for_function(_IDLE_JS, timeout=timeout * 1000, polling=250)
     pressed = {}
     for i, p in enumerate(pages):
-        p.get_by_role("button", name="Start training").click(no_wait_after=True)
+        p.get_by_role("button", name="Start training").click(no_wait_after=True, timeout=300_000)
         pressed[i] = time.perf_counter()
     done: dict[int, float] = {}
     deadline = time.perf_counter() + timeout
