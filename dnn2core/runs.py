@@ -647,7 +647,10 @@ class RunStore:
     def _flags_connect(self) -> sqlite3.Connection:
         """A connection with the flags table present (made on first use, so older stores get it too)."""
         con = self._connect()
-        con.execute("CREATE TABLE IF NOT EXISTS flags (name TEXT PRIMARY KEY, value TEXT NOT NULL, at REAL NOT NULL)")
+        if not getattr(self, "_flags_ready", False):
+            con.execute("CREATE TABLE IF NOT EXISTS flags (name TEXT PRIMARY KEY, value TEXT NOT NULL, "
+                        "at REAL NOT NULL)")
+            self._flags_ready = True
         return con
 
     def get_flag(self, name: str, default: str | None = None) -> str | None:
