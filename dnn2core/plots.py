@@ -148,7 +148,7 @@ def scatter_figure(x: Sequence, y: Sequence[float | None], labels: Sequence[str]
 # ----------------------------------------------------------------------------- presenter view
 
 PRESENTER_SCALE = 1.5  # text on a projector at 1280x720: Plotly's 12 px becomes 18 px
-PRESENTER_HEIGHT = 1.15  # a little taller, so the larger labels do not squeeze the plot area
+PRESENTER_HEIGHT = 1.0  # the same height: the figure must stay above the fold at 1280x720
 
 
 def presenter_figure(fig: go.Figure, scale: float = PRESENTER_SCALE, height: float = PRESENTER_HEIGHT) -> go.Figure:

@@ -28,7 +28,7 @@ CSS = f"""<style>
 /* {MARKER}: larger text, less chrome, the figures up top */
 html {{ font-size: 20px !important; }}
 [data-testid="stMainBlockContainer"], .block-container {{
-  padding-top: 2.2rem !important; padding-left: 1.5rem !important; padding-right: 1.5rem !important;
+  padding-top: 3.6rem !important; padding-left: 1.5rem !important; padding-right: 1.5rem !important;
   max-width: 100% !important; }}
 h1 {{ font-size: 2.0rem !important; padding-top: 0 !important; }}
 [data-testid="stSidebar"][aria-expanded="true"] {{ min-width: 18rem; }}

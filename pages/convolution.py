@@ -101,9 +101,10 @@ with tab_play:
     if result is not None:
         oh, ow = result.out_shape
         h, w = result.in_shape
-        st.markdown("**Output size** (rows, then columns):")
-        st.latex(r"H_{out} = " + conv.formula_text(h, size, stride, padding))
-        st.latex(r"W_{out} = " + conv.formula_text(w, size, stride, padding))
+        with present.settings("Output size", folded_only_when_presenting=True):
+            st.markdown("**Output size** (rows, then columns):")
+            st.latex(r"H_{out} = " + conv.formula_text(h, size, stride, padding))
+            st.latex(r"W_{out} = " + conv.formula_text(w, size, stride, padding))
 
         # Click on the feature map, or use the sliders, to choose an output position.
         for name, limit in (("row", oh - 1), ("col", ow - 1)):

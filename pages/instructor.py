@@ -123,6 +123,9 @@ else:
     q2.markdown(f"**{by_url_path()[current.page].title}** is pushed. Short URL:")
     q2.code(url, language=None)
     q2.caption(f"Opens {current.relative or '/'}")
+    if any(h in url for h in ("//localhost", "//127.0.0.1", "//[::1]")):
+        q2.warning("This address only works on this computer: open the instructor page at the address learners "
+                   "use (the server's name or IP) and the short URL and QR code follow it.")
     q2.button("Stop showing the banner", key="instructor.unpush", on_click=classroom.stop_push, args=(reg.store,))
 
 

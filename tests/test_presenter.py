@@ -125,7 +125,7 @@ def test_presenter_figure_is_a_larger_copy():
     assert big is not fig
     assert (big.layout.font.size, big.layout.title.font.size, big.layout.annotations[0].font.size) == (18, 30, 15)
     assert big.data[0].textfont.size == 18  # the numbers written in the kernel's cells
-    assert (big.layout.height, big.layout.margin.t) == (round(260 * 1.15), 60)
+    assert (big.layout.height, big.layout.margin.t) == (260, 60)  # same height: it stays above the fold
     # the original (possibly shared through a cache) is untouched
     assert (fig.layout.font.size, fig.layout.title.font.size, fig.layout.height) == (None, 20, 260)
     curves = plots.training_curves_figure(__import__("pandas").DataFrame(
