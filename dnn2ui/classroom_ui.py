@@ -69,7 +69,14 @@ def follow_short_link(pages: Mapping[str, Any]) -> None:
                    "digits after go=).")
         return
     clear_page_settings(by_url_path()[link.page])
-    st.switch_page(pages[link.page], query_params=dict(link.params))
+    _switch(pages[link.page], link.params)
+
+
+def _switch(page: Any, params: tuple) -> None:
+    try:
+        st.switch_page(page, query_params=dict(params))
+    except TypeError:  # a Streamlit whose switch_page takes no query parameters: the page opens as it was
+        st.switch_page(page)
 
 
 def _open(page: str, params: tuple) -> None:
@@ -82,7 +89,7 @@ def banners(pages: Mapping[str, Any], current: str = "") -> None:
     that opens it in this tab). Hidden while presenting and on the instructor page itself."""
     opening = st.session_state.pop("_classroom.open", None)
     if opening is not None and opening[0] in pages:
-        st.switch_page(pages[opening[0]], query_params=dict(opening[1]))
+        _switch(pages[opening[0]], opening[1])
     store = flags()
     if store is None:
         return

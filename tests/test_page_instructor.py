@@ -203,3 +203,22 @@ def test_a_pushed_link_shows_a_qr_code_and_short_url_and_opens_for_learners(no_l
     at.button(key="instructor.unpush").click().run()
     assert classroom.current_push(run_registry().store, {"mnist", ""}) is None
     assert not any("Your instructor shares" in i.value for i in app_home().info)
+
+
+def test_the_check_panel_shows_the_same_findings_as_make_check(shared_data_dir, key, tmp_path, monkeypatch):
+    from dnn2core import check
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    at = instructor(key[0])
+    at.button(key="instructor.check").click().run()
+    [table] = [d for d in at.dataframe if "in plain words" in d.value.columns]
+    frame = table.value.set_index(["page", "item"])
+    assert frame.loc[("MNIST: dense vs CNN", "mnist"), "status"] == "ok"
+    assert frame.loc[("Cats vs dogs & VGG16", "vgg16"), "status"] == "missing"
+    assert frame.loc[("This server", "downloads"), "status"] == "skipped"
+    assert frame.loc[("This server", "tensorflow"), "in plain words"].startswith("TensorFlow ")
+    expected = {(f.page, f.item): f.status for f in check.run_checks(tensorflow=False)
+                if f.item not in ("gpu", "tensorflow", "disk", "memory")}
+    assert {k: v for k, v in frame["status"].items() if k in expected} == expected
+    missing = len([s for s in frame["status"] if s not in ("ok", "info", "skipped")])
+    assert any(f"{missing} item(s) missing, stand-ins or low." == w.value for w in at.warning)
