@@ -74,7 +74,8 @@ DEFAULT_RUNS = {
               "validation and test predictions counted at a third of a training step"),
     "cats_dogs": (212 + 212 * 500 / 2000 + 5 * 0.49 + 5 * 45 + 2 * BUILD_S,
                   "from scratch + frozen VGG16 (cached features), 150 px, 2,000 + 500 images, 5 epochs",
-                  "bench_catsdogs.py: VGG16 feature extraction 212 s for 2,000 images at 150 px, its head 0.49 s/epoch; "
+                  "bench_catsdogs.py: VGG16 feature extraction 212 s for 2,000 images at 150 px, its head "
+                  "0.49 s/epoch; "
                   "the scratch CNN was not benchmarked: about 45 s/epoch assumed from its arithmetic (1/30 of "
                   "VGG16's per image, forward and backward)"),
     "inside": (4 * 0.06 + BUILD_S, "exemplars of 4 filters of the course's CNN, 30 steps",
@@ -85,7 +86,8 @@ DEFAULT_RUNS = {
                   "forecasts"),
     "housing": (100 * 170.8 / 500 + 4.2 + BUILD_S, "the course's regressor for 100 epochs, plus the five baselines",
                 "bench_regression.py: 170.8 s for 500 epochs, the baselines 4.2 s together"),
-    "tricks": (2 * 5 * 4000 * 2.9 / 60000 + 2 * BUILD_S, "the shuffling experiment: sorted and shuffled, 5 epochs on 4,000 digits",
+    "tricks": (2 * 5 * 4000 * 2.9 / 60000 + 2 * BUILD_S,
+               "the shuffling experiment: sorted and shuffled, 5 epochs on 4,000 digits",
                "bench_mnist.py's Dense seconds per epoch scaled to 4,000 digits (the page's other two experiments "
                "are started separately and cost about as much)"),
 }

@@ -220,8 +220,8 @@ def resolve(store: "RunStore", short_id: str, pages: Collection[str]) -> PushLin
         return None
     try:
         data = json.loads(raw)
-        link = parse_link(data["page"] + ("?" + urlencode([tuple(p) for p in data["params"]]) if data["params"] else ""),
-                          pages)
+        query = urlencode([tuple(p) for p in data["params"]])
+        link = parse_link(data["page"] + (f"?{query}" if query else ""), pages)
     except (ValueError, KeyError, TypeError):
         return None
     return link if link.id == short_id else None

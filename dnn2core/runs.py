@@ -660,6 +660,8 @@ class RunStore:
         try:
             row = con.execute("SELECT value FROM flags WHERE name=?", (name,)).fetchone()
             return row[0] if row else default
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"The run store could not be read ({exc}).") from None
         finally:
             con.close()
 
@@ -672,6 +674,8 @@ class RunStore:
             else:
                 con.execute("INSERT INTO flags (name, value, at) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE SET "
                             "value=excluded.value, at=excluded.at", (name, str(value), time.time()))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"The run store could not record {name!r} ({exc}).") from None
         finally:
             con.close()
 
