@@ -59,7 +59,7 @@ class Attempt:
         if self.ok:
             return ""
         wait = f" Wait {max(1, round(self.wait_s))} s before the next try." if self.wait_s > 0 else ""
-        return ("Wrong key." if self.checked else "Too many wrong keys: not checked.") + wait
+        return ("Wrong key." if self.checked else "Locked after wrong keys: this try was not checked.") + wait
 
 
 class KeyGuard:

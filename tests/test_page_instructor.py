@@ -89,7 +89,7 @@ def test_a_wrong_key_shows_nothing_but_an_error_and_is_rate_limited(key):
     at.run()  # a rerun with the same text is not a second try
     assert [e.value for e in at.error] == ["Wrong key. Wait 5 s before the next try."]
     at.text_input(key="instructor.key").input(value).run()  # the right key, too early: not even compared
-    assert [e.value for e in at.error] == ["Too many wrong keys: not checked. Wait 5 s before the next try."]
+    assert [e.value for e in at.error] == ["Locked after wrong keys: this try was not checked. Wait 5 s before the next try."]
     assert nothing_shown(at)
     clock.t += 5
     at.text_input(key="instructor.key").input("guess2").run()
@@ -101,7 +101,7 @@ def test_a_wrong_key_shows_nothing_but_an_error_and_is_rate_limited(key):
         other.text_input(key="instructor.key").input(f"g{uuid.uuid4().hex[:4]}").run()
     fresh = instructor()
     fresh.text_input(key="instructor.key").input(value).run()
-    assert [e.value for e in fresh.error] == ["Too many wrong keys: not checked. Wait 5 s before the next try."]
+    assert [e.value for e in fresh.error] == ["Locked after wrong keys: this try was not checked. Wait 5 s before the next try."]
     clock.t += 60
     fresh.run()  # the lock has passed: the key is checked and the panel opens
     assert "Runs training and waiting" in [s.value for s in fresh.subheader] and not fresh.error
