@@ -10,7 +10,7 @@ ifneq ($(wildcard $(SHARED_DATA)/README.md),)
 export DNN2_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: install install-cluster run test unit e2e bench reference clean
+.PHONY: install install-cluster run test unit e2e bench reference check prefetch clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,17 @@ e2e: install
 EXPORT ?=
 reference: install
 	$(PY) -m dnn2core.reference $(if $(EXPORT),--export $(EXPORT))
+
+## The pre-class check: what this server has and lacks per page. REQUIRE=mnist,vgg16 makes it exit 1
+## when one of them is missing (python -m dnn2core.check --help lists the items).
+REQUIRE ?=
+check: install
+	$(PY) -m dnn2core.check $(if $(REQUIRE),--require $(REQUIRE))
+
+## Download every dataset and ImageNet weights file the pages can use into the Keras cache, with
+## progress bars and Keras' published checksums; offline, each item fails at once with what to copy.
+prefetch: install
+	$(PY) -m dnn2core.prefetch
 
 ## Benchmarks print tables; their latest figures go in README.md. Not part of CI.
 bench: install

@@ -4,6 +4,6 @@ Nothing here imports Streamlit, and TensorFlow is imported lazily inside the fun
 that need it, so the home page and the convolution playground never wait for it.
 """
 
-__all__ = ["adversarial", "catsdogs", "convolution", "data", "device", "digits", "evaluation", "experiments",
-           "forecasting", "interpret", "jobs", "keras_code", "models", "plots", "pretrained", "reference", "regression",
-           "runs", "training", "tricks", "uploads"]
+__all__ = ["adversarial", "catsdogs", "check", "classroom", "convolution", "data", "device", "digits", "evaluation",
+           "experiments", "forecasting", "interpret", "jobs", "keras_code", "models", "plots", "prefetch", "pretrained",
+           "reference", "regression", "runs", "training", "tricks", "uploads"]

@@ -642,6 +642,43 @@ class RunStore:
         except OSError:
             return False
 
+    # ---- server flags ------------------------------------------------------------------------
+
+    def _flags_connect(self) -> sqlite3.Connection:
+        """A connection with the flags table present (made on first use, so older stores get it too)."""
+        con = self._connect()
+        if not getattr(self, "_flags_ready", False):
+            con.execute("CREATE TABLE IF NOT EXISTS flags (name TEXT PRIMARY KEY, value TEXT NOT NULL, "
+                        "at REAL NOT NULL)")
+            self._flags_ready = True
+        return con
+
+    def get_flag(self, name: str, default: str | None = None) -> str | None:
+        """A server-wide setting kept in the store (e.g. trainings paused by the instructor), so every
+        server process sharing this store sees the same value."""
+        con = self._flags_connect()
+        try:
+            row = con.execute("SELECT value FROM flags WHERE name=?", (name,)).fetchone()
+            return row[0] if row else default
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"The run store could not be read ({exc}).") from None
+        finally:
+            con.close()
+
+    def set_flag(self, name: str, value: str | None) -> None:
+        """Set a server-wide flag; ``None`` removes it."""
+        con = self._flags_connect()
+        try:
+            if value is None:
+                con.execute("DELETE FROM flags WHERE name=?", (name,))
+            else:
+                con.execute("INSERT INTO flags (name, value, at) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE SET "
+                            "value=excluded.value, at=excluded.at", (name, str(value), time.time()))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"The run store could not record {name!r} ({exc}).") from None
+        finally:
+            con.close()
+
     # ---- repair and reference runs ----------------------------------------------------------
 
     def reindex(self) -> int:

@@ -232,6 +232,15 @@ class JobGate:
         with self._cond:
             return list(self._waiting)
 
+    def set_max_running(self, n: int) -> None:
+        """Change the number of training slots live (the instructor's panel). Waiters are woken so a
+        new slot is taken at once; fewer slots let running jobs finish and admit nobody until one frees."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"max_running must be a whole number >= 1, got {n!r}.")
+        with self._cond:
+            self._max_running = n
+            self._cond.notify_all()
+
 
 def _visible_gpus() -> int:
     """Count GPUs without importing TensorFlow (the sidebar must stay fast)."""

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import pandas as pd
 import streamlit as st
 
-from dnn2core import plots
+from dnn2core import classroom, plots
 from dnn2core.jobs import JobRegistry, LearnerLimit, RunView
 from dnn2core.runs import RunRecord, RunSpec, RunStore, StoreError, default_runs_dir
 from dnn2core.training import Budget, JobGate, ModelRun, QueueFull, default_max_jobs, format_eta
@@ -286,6 +286,11 @@ def start(page: str, spec: RunSpec, make_runs: Callable[[], list[ModelRun]], *, 
           label: str, replace: bool = False) -> RunView | None:
     """Train ``spec`` (or attach to it when it is live or stored); None with a message when refused."""
     reg = registry()
+    if trainings_paused(reg.store):
+        existing = reg.store.get(spec.key)
+        if existing is None or not existing.live:  # watching a run that trains already stays allowed
+            st.error("⏸ Not started: " + classroom.PAUSED_WORDS)
+            return None
     try:
         v, _ = reg.start(spec, make_runs, budget=budget, seed=seed, label=label, session=session_id(),
                          replace=replace)
@@ -499,5 +504,14 @@ def download_buttons(page: str, v: RunView) -> None:
 
 def server_load_caption() -> None:
     gate = shared_gate()
+    paused = " New trainings are paused by the instructor." if trainings_paused(store()) else ""
     st.caption(f"Server: {len(gate.running())} of {gate.max_running} training slot(s) busy, "
-               f"{len(gate.waiting())} waiting.")
+               f"{len(gate.waiting())} waiting.{paused}")
+
+
+def trainings_paused(run_store: RunStore) -> bool:
+    """The instructor paused new trainings (a flag in the store: every server process sees it)."""
+    try:
+        return classroom.paused(run_store) is not None
+    except StoreError:
+        return False

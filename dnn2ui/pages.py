@@ -13,6 +13,16 @@ class PageInfo:
     section: str
     outcomes: tuple[int, ...]
     blurb: str
+    state: str = ""  # the page's UrlState name when it is not the file's name (widget keys start with it)
+
+    @property
+    def url_path(self) -> str:
+        """The page's address, as st.Page derives it from the file name (``pages/mnist.py`` -> ``mnist``)."""
+        return self.path.rsplit("/", 1)[-1].removesuffix(".py")
+
+    @property
+    def prefix(self) -> str:
+        return self.state or self.url_path
 
 
 LEARNING_OUTCOMES = {
@@ -28,7 +38,8 @@ LEARNING_OUTCOMES = {
 
 PAGES = (
     PageInfo("pages/convolution.py", "Convolution playground", ":material/blur_on:", "Vision", (1,),
-             "Sweep a kernel over an image: stride, padding, bias, activation, pooling — the course's Video 1, live."),
+             "Sweep a kernel over an image: stride, padding, bias, activation, pooling — the course's Video 1, live.",
+             state="conv"),
     PageInfo("pages/mnist.py", "MNIST: dense vs CNN", ":material/draw:", "Vision", (1, 2),
              "Train the course's dense network and CNN on handwritten digits and see why the CNN wins."),
     PageInfo("pages/cats_dogs.py", "Cats vs dogs & VGG16", ":material/pets:", "Vision", (1, 2, 3),
@@ -45,3 +56,17 @@ PAGES = (
 
 HOME = PageInfo("pages/home.py", "Home", ":material/school:", "", (), "Course map")
 SECTIONS = ("Vision", "Sequences", "Regression", "Training tricks")
+INSTRUCTOR = PageInfo("pages/instructor.py", "Instructor", ":material/co_present:", "Instructor", (),
+                      "The class control panel: jobs, load, pause, slots, pushed links, the pre-class check.")
+
+
+def instructor_enabled() -> bool:
+    """The instructor page is in the navigation only when the server has a key (``DNN2_INSTRUCTOR_KEY``)."""
+    from dnn2core.classroom import instructor_key
+
+    return bool(instructor_key())
+
+
+def by_url_path() -> dict[str, PageInfo]:
+    """Every page by its address ("" is home), as pushed links name them."""
+    return {"": HOME, **{p.url_path: p for p in PAGES}}

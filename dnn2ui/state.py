@@ -147,5 +147,19 @@ class UrlState:
                        + ", ".join(as_code(x) for x in self.ignored))
 
     def share_note(self) -> None:
+        from dnn2ui import present
+
+        if present.active():  # on a projector the note only pushes the figures down
+            return
         st.caption("🔗 This page's settings, seed included, are in the address bar: copy the link to share "
                    "this exact experiment with your class.")
+
+
+def page_link(prefix: str, url_path: str) -> str:
+    """This learner's current link of a page (``mnist?epochs=3&…``) from the settings they last used
+    there, without visiting it: what the instructor pushes to the class."""
+    from urllib.parse import urlencode
+
+    stored = st.session_state.get(_STORE, {})
+    params = [(key[len(prefix) + 1:], _fmt(value)) for key, value in stored.items() if key.startswith(prefix + ".")]
+    return url_path + (f"?{urlencode(params)}" if params else "")

@@ -9,7 +9,7 @@ from dnn2core import catsdogs as cd
 from dnn2core import data, device, keras_code, models, pretrained, runs, uploads
 from dnn2core.training import Budget
 from dnn2ui import bases as shared_bases
-from dnn2ui import live, uploads_ui
+from dnn2ui import live, present, uploads_ui
 from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
 
@@ -68,7 +68,7 @@ def vgg16_with_top():
 # ----------------------------------------------------------------------------- images
 SOURCES = ["Server folder", "Folder path", "Upload a zip", "Download"]
 folder, source_name = None, ""
-with st.expander("Images", expanded=True):
+with present.settings("Images"):
     source = url.radio("src", "Where the images come from", SOURCES, "Server folder", horizontal=True)
     if source == "Server folder":
         folder = local_folder(str(data.data_dir()), str(data.keras_cache_dir()))
@@ -136,7 +136,7 @@ else:
 # ----------------------------------------------------------------------------- settings
 full_train = len(folder.train) if folder else cd.SUBSET_TRAIN
 full_val = len(folder.validation) if folder else 1000
-with st.expander("Training settings", expanded=True):
+with present.settings("Training settings"):
     c1, c2, c3, c4 = st.columns(4)
     approaches = url.multiselect("models", "Approaches", list(cd.APPROACHES), ["From scratch", "VGG16 frozen"],
                                  where=c1)

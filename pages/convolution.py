@@ -6,6 +6,7 @@ import streamlit as st
 
 from dnn2core import convolution as conv
 from dnn2core import data, keras_code, plots, uploads
+from dnn2ui import present
 from dnn2ui.sidebar import use_data
 from dnn2ui.state import UrlState, as_code
 
@@ -48,43 +49,44 @@ channels = 1 if image.ndim == 2 else image.shape[2]
 
 # ----------------------------------------------------------------------------- filter controls
 with tab_play:
-    c1, c2, c3, c4 = st.columns(4)
-    size = url.select_slider("k", "Kernel size", [3, 5, 7], 3, where=c1)
-    preset = url.selectbox("preset", "Preset", list(conv.PRESETS), "vertical line", where=c1)
-    bias = url.number("bias", "Bias b", 0.0, -10.0, 10.0, where=c2, step=0.1)
-    activation = url.selectbox("act", "Activation φ", ["none", "relu", "sigmoid", "tanh"], "none", where=c2)
-    stride = url.slider("stride", "Stride s", 1, 4, 1, where=c3)
-    padding = url.radio("pad", "Padding", ["valid", "same"], "valid", where=c3, horizontal=True)
-    pool = url.select_slider("pool", "Max-pool size", [0, 2, 3, 4], 2, where=c4, help="0 = no pooling")
-    pool_stride = url.slider("pool_s", "Pool stride", 1, 4, 2, where=c4)
+    with present.settings("Filter and kernel", folded_only_when_presenting=True):
+        c1, c2, c3, c4 = st.columns(4)
+        size = url.select_slider("k", "Kernel size", [3, 5, 7], 3, where=c1)
+        preset = url.selectbox("preset", "Preset", list(conv.PRESETS), "vertical line", where=c1)
+        bias = url.number("bias", "Bias b", 0.0, -10.0, 10.0, where=c2, step=0.1)
+        activation = url.selectbox("act", "Activation φ", ["none", "relu", "sigmoid", "tanh"], "none", where=c2)
+        stride = url.slider("stride", "Stride s", 1, 4, 1, where=c3)
+        padding = url.radio("pad", "Padding", ["valid", "same"], "valid", where=c3, horizontal=True)
+        pool = url.select_slider("pool", "Max-pool size", [0, 2, 3, 4], 2, where=c4, help="0 = no pooling")
+        pool_stride = url.slider("pool_s", "Pool stride", 1, 4, 2, where=c4)
 
-    st.markdown(f"**Kernel** ({size}x{size}; edit any cell — the preset is a starting point)")
-    base_key = f"conv.base.{preset}.{size}"
-    if base_key not in st.session_state:
-        base = conv.preset_kernel(preset, size)
-        raw = st.query_params.get("kernel")
-        if raw:
-            try:
-                values = conv.parse_kernel(np.array(raw.split(","), dtype=object).reshape(size, size))
-                base = values
-            except ValueError as exc:
-                st.warning(f"The kernel in the link was ignored: {as_code(exc, 160)}")
-        st.session_state[base_key] = base
-    grid = st.data_editor(
-        pd.DataFrame(st.session_state[base_key], columns=[str(j + 1) for j in range(size)]),
-        key=f"conv.grid.{preset}.{size}", hide_index=True,
-        column_config={str(j + 1): st.column_config.NumberColumn(format="%.3f", step=0.1) for j in range(size)})
-    kernel, kernel_error = None, None
-    try:
-        kernel = conv.parse_kernel(grid.to_numpy(dtype=object))
-    except ValueError as exc:
-        kernel_error = str(exc)
-        st.error(f"{exc} The feature map is not updated until the kernel is valid.")
-    if kernel is not None:
-        if np.allclose(kernel, conv.preset_kernel(preset, size)):
-            st.query_params.pop("kernel", None)
-        else:
-            st.query_params["kernel"] = ",".join(f"{v:g}" for v in kernel.ravel())
+        st.markdown(f"**Kernel** ({size}x{size}; edit any cell — the preset is a starting point)")
+        base_key = f"conv.base.{preset}.{size}"
+        if base_key not in st.session_state:
+            base = conv.preset_kernel(preset, size)
+            raw = st.query_params.get("kernel")
+            if raw:
+                try:
+                    values = conv.parse_kernel(np.array(raw.split(","), dtype=object).reshape(size, size))
+                    base = values
+                except ValueError as exc:
+                    st.warning(f"The kernel in the link was ignored: {as_code(exc, 160)}")
+            st.session_state[base_key] = base
+        grid = st.data_editor(
+            pd.DataFrame(st.session_state[base_key], columns=[str(j + 1) for j in range(size)]),
+            key=f"conv.grid.{preset}.{size}", hide_index=True,
+            column_config={str(j + 1): st.column_config.NumberColumn(format="%.3f", step=0.1) for j in range(size)})
+        kernel, kernel_error = None, None
+        try:
+            kernel = conv.parse_kernel(grid.to_numpy(dtype=object))
+        except ValueError as exc:
+            kernel_error = str(exc)
+            st.error(f"{exc} The feature map is not updated until the kernel is valid.")
+        if kernel is not None:
+            if np.allclose(kernel, conv.preset_kernel(preset, size)):
+                st.query_params.pop("kernel", None)
+            else:
+                st.query_params["kernel"] = ",".join(f"{v:g}" for v in kernel.ravel())
 
     if kernel is not None:
         try:
@@ -99,9 +101,10 @@ with tab_play:
     if result is not None:
         oh, ow = result.out_shape
         h, w = result.in_shape
-        st.markdown("**Output size** (rows, then columns):")
-        st.latex(r"H_{out} = " + conv.formula_text(h, size, stride, padding))
-        st.latex(r"W_{out} = " + conv.formula_text(w, size, stride, padding))
+        with present.settings("Output size", folded_only_when_presenting=True):
+            st.markdown("**Output size** (rows, then columns):")
+            st.latex(r"H_{out} = " + conv.formula_text(h, size, stride, padding))
+            st.latex(r"W_{out} = " + conv.formula_text(w, size, stride, padding))
 
         # Click on the feature map, or use the sliders, to choose an output position.
         for name, limit in (("row", oh - 1), ("col", ow - 1)):

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dnn2core import regression as reg
 from dnn2core import data, experiments, keras_code, runs
-from dnn2ui import live
+from dnn2ui import live, present
 from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
 
@@ -66,7 +66,7 @@ df = loaded.data
 data_banner(loaded.provenance)
 complete = reg.numeric_complete(df)
 
-with st.expander("Settings", expanded=True):
+with present.settings("Settings"):
     c1, c2, c3, c4 = st.columns(4)
     epochs = url.number("epochs", "Epochs (the course: 500, then 5,000)", 100, 1, 5000, where=c1, step=50)
     batch_size = url.select_slider("batch", "Batch size", [16, 32, 64, 128, 256], 32, where=c1)

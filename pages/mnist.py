@@ -6,7 +6,7 @@ import streamlit as st
 
 from dnn2core import data, digits, evaluation, experiments, keras_code, models, plots, runs, uploads
 from dnn2core.training import build_locked
-from dnn2ui import live
+from dnn2ui import live, present
 from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
 
@@ -47,7 +47,7 @@ loaded, fingerprint = mnist(str(data.data_dir()))
 data_banner(loaded.provenance)
 n_available = len(loaded.data.y_train)
 
-with st.expander("Training settings", expanded=True):
+with present.settings("Training settings"):
     c1, c2, c3, c4 = st.columns(4)
     chosen = url.multiselect("models", "Models", ["Dense", "CNN"], ["Dense", "CNN"], where=c1)
     api = url.radio("api", "Keras API", ["sequential", "functional"], "sequential", where=c1, horizontal=True)

@@ -8,7 +8,7 @@ import streamlit as st
 
 from dnn2core import data, experiments, forecasting as fc, keras_code, models, runs, uploads
 from dnn2core.training import build_locked
-from dnn2ui import live
+from dnn2ui import live, present
 from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
 
@@ -79,7 +79,7 @@ def stop_page() -> None:
 
 
 # ----------------------------------------------------------------------------- data
-with st.expander("Data and cleaning", expanded=True):
+with present.settings("Data and cleaning"):
     c1, c2, c3 = st.columns([2, 2, 1])
     source = url.radio("source", "Series", SOURCES, SOURCES[0], where=c1, horizontal=True)
     max_gap = url.slider("gap", "Interpolate gaps up to (hours)", 0, 48, 6, where=c2,
@@ -126,7 +126,7 @@ with st.expander("Data and cleaning", expanded=True):
 series_all = cleaned.series
 
 # ----------------------------------------------------------------------------- settings
-with st.expander("Windows and models", expanded=True):
+with present.settings("Windows and models"):
     c1, c2, c3, c4 = st.columns(4)
     hours = url.select_slider("hours", "Hours used (most recent)", list(HOURS), 0, where=c1,
                               format_func=lambda v: "all" if v == 0 else f"{v:,}")

@@ -5,7 +5,8 @@ dnn2ui/pages.py, waits for Streamlit to finish the script run and paint its char
 on an exception box, an error alert, or an h1 that is not the page's registered title. Saves a
 full-page screenshot per page under artifacts/e2e/<stem>.png, then changes the stride on the
 convolution page (through the link and with the keyboard) to prove widgets and URL settings
-work in a real browser. Ends with `e2e: N passed, M failed`; exits 1 on any failure.
+work in a real browser, and opens every page in the presenter view at 1280x720
+(artifacts/e2e/present-<stem>.png). Ends with `e2e: N passed, M failed`; exits 1 on any failure.
 
 Usage: .venv/bin/python tests/e2e/run_e2e.py [--page convolution ...] [--timeout 120] [--headed]
 """
@@ -31,6 +32,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
 from dnn2ui.pages import HOME, PAGES  # noqa: E402
 from live_training import check_mnist_live  # noqa: E402
+from presenter import check_presenter  # noqa: E402
 
 HOME_H1 = "DNN2 Studio"  # the home page greets with the app's name; its menu entry is HOME.title
 
@@ -173,6 +175,14 @@ def main(argv: list[str] | None = None) -> int:
                     _report(check)
                 if any(p.path == "pages/convolution.py" for p in pages):
                     check = check_convolution_stride(browser, server.url, args.timeout)
+                    checks.append(check)
+                    _report(check)
+                for info in pages:  # the presenter view at a projector's 1280x720 (issue 15)
+                    t0 = time.perf_counter()
+                    problems = check_presenter(browser, server.url, info.path,
+                                               HOME_H1 if info is HOME else info.title, args.timeout)
+                    check = Check(f"presenter view: {Path(info.path).stem}", time.perf_counter() - t0,
+                                  not problems, "; ".join(problems))
                     checks.append(check)
                     _report(check)
             finally:
