@@ -91,7 +91,7 @@ def learners_train(browser, srv: Server, learners: int, timeout: float, start_se
             seed = start_seed + 2 * i + k
             page.goto(f"{srv.url}/mnist?n=500&epochs=1&models=Dense&seed={seed}", wait_until="commit")
             wait_idle(page, timeout)
-            page.get_by_role("button", name="Start training").click()
+            page.get_by_role("button", name="Start training").click(timeout=300_000)
             page.get_by_text(FINISHED).first.wait_for(timeout=timeout * 1000)
         contexts.append(ctx)
         print(f"  learner {i + 1}/{learners}: 2 runs, server RSS {rss_mb(srv.proc.pid):.0f} MB, "
