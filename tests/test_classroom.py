@@ -3,10 +3,12 @@ store, live slot changes, pushed links, the job list and the machine's load."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 
 import pytest
+from conftest import ROOT
 
 from dnn2core import classroom
 from dnn2core.runs import RunStore
@@ -204,4 +206,8 @@ def test_usage_reads_this_machine_without_psutil_or_tensorflow():
     assert lines[0].startswith("CPU: ") and f"on {u.cores} core(s)" in lines[0]
     assert lines[1].startswith("Memory: ")
     assert u.gpus or "GPU" in lines[-1]
-    assert "psutil" not in sys.modules
+    # in a fresh interpreter: other tests (Ray) may already have imported psutil into this one
+    code = ("import sys; from dnn2core import classroom; classroom.usage(classroom.CpuMeter()); "
+            "print('psutil' in sys.modules, 'tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
