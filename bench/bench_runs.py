@@ -89,10 +89,18 @@ def learners_train(browser, srv: Server, learners: int, timeout: float, start_se
         page = ctx.new_page()
         for k in range(2):
             seed = start_seed + 2 * i + k
-            page.goto(f"{srv.url}/mnist?n=500&epochs=1&models=Dense&seed={seed}", wait_until="commit")
-            wait_idle(page, timeout)
-            page.get_by_role("button", name="Start training").click(timeout=300_000)
-            page.get_by_text(FINISHED).first.wait_for(timeout=timeout * 1000)
+            for attempt in range(3):  # as a learner would: a page that hangs gets reloaded
+                try:
+                    page.goto(f"{srv.url}/mnist?n=500&epochs=1&models=Dense&seed={seed}", wait_until="commit")
+                    wait_idle(page, 180)
+                    if not page.get_by_text(FINISHED).count():
+                        page.get_by_role("button", name="Start training").click(timeout=120_000)
+                    page.get_by_text(FINISHED).first.wait_for(timeout=timeout * 1000)
+                    break
+                except Exception as exc:  # noqa: BLE001 - reported, then retried
+                    print(f"  learner {i + 1} run {k + 1}: {type(exc).__name__}, reloading", flush=True)
+            else:
+                raise RuntimeError(f"learner {i + 1} could not train run {k + 1}")
         contexts.append(ctx)
         print(f"  learner {i + 1}/{learners}: 2 runs, server RSS {rss_mb(srv.proc.pid):.0f} MB, "
               f"workers {workers_rss_mb(srv.proc.pid):.0f} MB", flush=True)
