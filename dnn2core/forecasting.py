@@ -791,18 +791,11 @@ def gates_frame(steps: list[LstmStep], step: int) -> pd.DataFrame:
 
 # ============================================================================ figures
 
-SERIES_COLORS = {"Truth": "#000000", "Dense": "#1f77b4", "SimpleRNN": "#d62728", "LSTM": "#2ca02c",
-                 "Persistence": "#7f7f7f", "Seasonal naive": "#ff7f0e"}
+def _color(name: str, i: int = 0) -> str:
+    """Every series in its colour of every chart of the app (``dnn2core.style``)."""
+    from dnn2core.style import model_color
 
-
-def _color(name: str, i: int) -> str:
-    from dnn2core.plots import PALETTE
-
-    if name in SERIES_COLORS:
-        return SERIES_COLORS[name]
-    if "ARIMA" in name:
-        return "#9467bd"
-    return PALETTE[i % len(PALETTE)]
+    return model_color(name)
 
 
 def _dash(name: str) -> str:

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from dnn2core.style import digit_axis, model_color
+
 from dnn2core import evaluation
 from dnn2core.data import Mnist
 from dnn2core.training import ModelRun
@@ -421,11 +423,13 @@ def recall_figure(y_true: np.ndarray, predictions: dict[str, np.ndarray], rare_c
     fig = go.Figure()
     for name, pred in predictions.items():
         rep = per_class_report(y_true, pred)
-        fig.add_trace(go.Bar(x=[str(c) for c in rep["class"]], y=rep["recall"], name=name))
+        fig.add_trace(go.Bar(x=[int(c) for c in rep["class"]], y=rep["recall"], name=name,
+                             marker_color=model_color(name)))
     fig.add_vrect(x0=rare_class - 0.5, x1=rare_class + 0.5, fillcolor="orange", opacity=0.15, line_width=0)
     fig.update_layout(barmode="group", height=height, title=f"Recall per digit (rare class {rare_class} shaded)",
                       yaxis_title="recall", xaxis_title="digit", margin=dict(l=10, r=10, t=40, b=10),
                       legend=dict(orientation="h", y=-0.25))
+    digit_axis(fig, "x")
     return fig
 
 
@@ -434,10 +438,12 @@ def counts_figure(counts: pd.DataFrame, height: int = 300) -> go.Figure:
     fig = go.Figure()
     digits = [c for c in counts.columns if c != "total"]
     for name, row in counts.iterrows():
-        fig.add_trace(go.Bar(x=digits, y=[row[d] for d in digits], name=str(name)))
+        fig.add_trace(go.Bar(x=[int(d) for d in digits], y=[row[d] for d in digits], name=str(name),
+                             marker_color=model_color(str(name))))
     fig.update_layout(barmode="group", height=height, title="Training digits per class",
                       xaxis_title="digit", yaxis_title="examples", margin=dict(l=10, r=10, t=40, b=10),
                       legend=dict(orientation="h", y=-0.25))
+    digit_axis(fig, "x")
     return fig
 
 
@@ -446,10 +452,12 @@ def order_figure(y_ordered: np.ndarray, y_shuffled: np.ndarray, height: int = 22
     fig = go.Figure()
     step = max(1, len(y_ordered) // 600)
     xs = np.arange(0, len(y_ordered), step)
-    fig.add_trace(go.Scatter(x=xs, y=y_ordered[::step], mode="markers", marker=dict(size=3), name="ordered"))
-    fig.add_trace(go.Scatter(x=xs, y=y_shuffled[::step], mode="markers", marker=dict(size=3, opacity=0.5),
-                             name="shuffled"))
+    fig.add_trace(go.Scatter(x=xs, y=y_ordered[::step], mode="markers", name="ordered",
+                             marker=dict(size=3, color=model_color("Ordered by class"))))
+    fig.add_trace(go.Scatter(x=xs, y=y_shuffled[::step], mode="markers", name="shuffled",
+                             marker=dict(size=3, opacity=0.5, color=model_color("Shuffled"))))
     fig.update_layout(height=height, title="Label of each training example, in the order fit() sees them",
                       xaxis_title="position in the epoch", yaxis_title="digit", margin=dict(l=10, r=10, t=40, b=10),
                       legend=dict(orientation="h", y=-0.35))
+    digit_axis(fig, "y")
     return fig
