@@ -319,6 +319,44 @@ def early_stopping_report(history: dict[str, list[float]], results: dict[str, fl
             "stopped_early": len(val) < int(max_epochs)}
 
 
+def accuracy_noise(accuracy: float, n: int) -> float:
+    """About two standard errors of the difference of two accuracies near ``accuracy``, each measured
+    on the same ``n`` validation digits: differences smaller than this are noise."""
+    p = min(max(float(accuracy), 1e-6), 1 - 1e-6)
+    return 2.0 * float(np.sqrt(2.0 * p * (1 - p) / max(int(n), 1)))
+
+
+def early_stopping_verdict(with_stop: dict[str, float], with_epochs: int, without: dict[str, float],
+                           without_epochs: int, n_val: int) -> str:
+    """The early-stopping experiment's result in words, from the two runs' final validation accuracy and
+    loss (``final_val_accuracy``, ``final_val_loss``) and the epochs each trained: who won, whether by
+    more than the noise of ``n_val`` digits, and what stopping saved."""
+    acc_w, acc_o = float(with_stop["final_val_accuracy"]), float(without["final_val_accuracy"])
+    loss_w, loss_o = float(with_stop["final_val_loss"]), float(without["final_val_loss"])
+    diff = acc_w - acc_o
+    noise = accuracy_noise((acc_w + acc_o) / 2, n_val)
+    out = [f"**With early stopping: {acc_w:.1%}** validation accuracy after {with_epochs} epochs (validation loss "
+           f"{loss_w:.3f}); **without: {acc_o:.1%}** after {without_epochs} (loss {loss_o:.3f})."]
+    if abs(diff) < noise:
+        out.append(f"The {abs(diff) * 100:.1f}-point difference is within the noise of {n_val:,} validation "
+                   f"digits (about ±{noise * 100:.1f} points): here early stopping neither cost nor bought accuracy.")
+    elif diff > 0:
+        out.append(f"Early stopping wins by {diff * 100:.1f} points, more than the noise of {n_val:,} validation "
+                   f"digits (about ±{noise * 100:.1f}): the extra epochs overfit.")
+    else:
+        out.append(f"Training every epoch wins by {-diff * 100:.1f} points, more than the noise of {n_val:,} "
+                   f"validation digits (about ±{noise * 100:.1f}).")
+    if loss_o > loss_w and acc_o >= acc_w:
+        out.append("Note the two measures disagree: the longer run's validation *loss* is worse while its accuracy "
+                   "is not. The loss also punishes over-confident wrong answers, which grow as a network overfits; "
+                   "the accuracy only counts the answers. Early stopping watched the loss "
+                   "(`monitor=\"val_loss\"`); watching `val_accuracy`, or more patience, would stop later.")
+    if with_epochs < without_epochs:
+        out.append(f"What it surely saved: {without_epochs - with_epochs} of {without_epochs} epochs "
+                   f"({1 - with_epochs / without_epochs:.0%} of the training time).")
+    return " ".join(out)
+
+
 # ----------------------------------------------------------------------------- 3. prior probabilities
 
 PRIOR_METHODS = ("No correction", "Subsampling", "Duplication", "Class weights", "Moved threshold")
