@@ -6,7 +6,7 @@ No TensorFlow here: the first paint never waits for it.
 import streamlit as st
 
 from dnn2ui import classroom_ui, live, present, sidebar, uploads_ui
-from dnn2ui.pages import HOME, INSTRUCTOR, PAGES, SECTIONS, instructor_enabled
+from dnn2ui.pages import HOME, INSTRUCTOR, instructor_enabled, navigation
 from dnn2ui.runtime import protect_keras_state
 
 protect_keras_state()  # Streamlit would otherwise reset Keras after every run, mid-training
@@ -19,8 +19,7 @@ uploads_ui.sweep_stale_once()  # upload folders an earlier server (or CI run) le
 home = st.Page(HOME.path, title=HOME.title, icon=HOME.icon, default=True)
 nav = {"": [home]}
 by_path = {"": home}  # each page by its address, for short links
-for section in SECTIONS:
-    infos = [p for p in PAGES if p.section == section]
+for section, infos in navigation():  # the course's order: Videos 1-4, the Tricks mini-lesson, Videos 5-7
     nav[section] = [st.Page(p.path, title=p.title, icon=p.icon) for p in infos]
     by_path.update(zip((p.url_path for p in infos), nav[section]))
 if instructor_enabled():  # only a server started with DNN2_INSTRUCTOR_KEY has the page

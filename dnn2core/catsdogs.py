@@ -926,22 +926,23 @@ def validation_curves_figure(history: "pandas.DataFrame", title: str = "Validati
     """Validation accuracy per epoch of every model on shared axes, with the course's figures as dotted lines."""
     import plotly.graph_objects as go
 
-    from dnn2core.plots import PALETTE
+    from dnn2core.style import integer_axis, model_color
 
     fig = go.Figure()
     models = list(dict.fromkeys(history["model"])) if len(history) else []
-    for i, model in enumerate(models):
+    for model in models:
         rows = history[(history["model"] == model) & (history["metric"] == "val_accuracy")].sort_values("epoch")
         if rows.empty:
             continue
         fig.add_trace(go.Scatter(x=rows["epoch"], y=rows["value"], mode="lines+markers", name=model,
-                                 line=dict(color=PALETTE[i % len(PALETTE)])))
+                                 line=dict(color=model_color(model))))
     for label, value in (references or {}).items():
         fig.add_hline(y=value, line=dict(dash="dot", color="#888888"), annotation_text=label,
                       annotation_position="bottom right")
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="epoch",
                       yaxis_title="validation accuracy", yaxis=dict(range=[0.4, 1.0]),
                       legend=dict(orientation="h", y=-0.25))
+    integer_axis(fig, "x")
     return fig
 
 

@@ -49,15 +49,16 @@ ITEMS = {
 ALIASES = {"catsdogs": "cats_dogs", "cats": "cats_dogs", "ames": "housing", "mobilenet": "mobilenet_v2",
            "mobilenetv2": "mobilenet_v2", "references": "reference", "internet": "downloads", "network": "downloads"}
 
-# Each page, by its experiment name, with its title and the items it uses (titles as in dnn2ui/pages.py).
+# Each page, by its experiment name, with its title and the items it uses (titles and course order as in
+# dnn2ui/pages.py).
 PAGES = {
     "convolution": ("Convolution playground", ()),
     "mnist": ("MNIST: dense vs CNN", ("mnist", "reference")),
     "cats_dogs": ("Cats vs dogs & VGG16", ("cats_dogs", "vgg16", "mobilenet_v2")),
+    "tricks": ("Tricks of the trade", ("mnist",)),
     "inside": ("Inside the network", ("mnist", "vgg16")),
     "sequences": ("Forecasting traffic", ("traffic", "reference")),
     "housing": ("House prices", ("housing", "reference")),
-    "tricks": ("Tricks of the trade", ("mnist",)),
 }
 
 # Each page's default run on the project's 2-core CPU machine (no GPU), from the benchmark figures in

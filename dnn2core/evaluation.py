@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dnn2core import digits
+from dnn2core.style import digit_axis, model_color
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> np.ndarray:
@@ -46,15 +47,45 @@ def accuracy_vs_shift(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray
     return [float((predict(digits.shift(x, -k, k)).argmax(axis=1) == y).mean()) for k in shifts]
 
 
+# The course's headline results (Video 2): 60,000 digits, 5 epochs, rmsprop.
+COURSE_TEST_ACCURACY = {"Dense": 0.97, "CNN": 0.993}
+
+
+def against_course(run: dict | None, run_label: str, reference: dict | None, reference_label: str,
+                   metric: str = "test_accuracy") -> "pandas.DataFrame":
+    """One row per model: this run's test accuracy beside the course's run on this server (the shipped
+    reference) and the course's own figure. ``run`` and ``reference`` are run metrics (model -> dict)."""
+    import pandas as pd
+
+    rows = []
+    for name, course in COURSE_TEST_ACCURACY.items():
+        row = {"model": name}
+        if run is not None:
+            value = (run.get(name) or {}).get(metric)
+            row[run_label] = f"{value:.2%}" if isinstance(value, (int, float)) else "not trained"
+        if reference is not None:
+            value = (reference.get(name) or {}).get(metric)
+            row[reference_label] = f"{value:.2%}" if isinstance(value, (int, float)) else ""
+        row["the course says"] = f"about {course:.1%}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 # --- figures
 
 def confusion_figure(cm: np.ndarray, title: str = "", height: int = 420) -> go.Figure:
-    labels = [str(i) for i in range(cm.shape[0])]
-    fig = go.Figure(go.Heatmap(z=cm, x=labels, y=labels, colorscale="Blues", text=cm, texttemplate="%{text}",
-                               hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>", showscale=False))
+    """Counts with every class labelled on both axes. The predicted-digit axis sits below the matrix,
+    so its title can never run into the chart's title above it."""
+    n = cm.shape[0]
+    fig = go.Figure(go.Heatmap(z=cm, x=list(range(n)), y=list(range(n)), colorscale="Blues", text=cm,
+                               texttemplate="%{text}", showscale=False,
+                               hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", title="true digit")
-    fig.update_xaxes(title="predicted digit", side="top")
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_xaxes(title="predicted digit", side="bottom")
+    digit_axis(fig, "x", n)
+    digit_axis(fig, "y", n)
+    fig.update_layout(title=dict(text=title, y=0.98, yanchor="top"), height=height,
+                      margin=dict(l=10, r=10, t=50, b=10))
     return fig
 
 
@@ -77,7 +108,8 @@ def gallery_figure(images: np.ndarray, captions: Sequence[str], columns: int = 8
 def shift_figure(shifts: Sequence[int], curves: dict[str, Sequence[float]]) -> go.Figure:
     fig = go.Figure()
     for name, acc in curves.items():
-        fig.add_trace(go.Scatter(x=list(shifts), y=list(acc), mode="lines+markers", name=name))
+        fig.add_trace(go.Scatter(x=list(shifts), y=list(acc), mode="lines+markers", name=name,
+                                 line=dict(color=model_color(name))))
     fig.update_layout(title="Test accuracy as digits move up and right by k pixels", xaxis_title="shift k (pixels)",
                       yaxis_title="accuracy", yaxis_range=[0, 1], height=340, margin=dict(l=10, r=10, t=40, b=10))
     return fig

@@ -26,7 +26,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -227,6 +227,38 @@ class CleanReport:
             out.append(f"Using {self.hours_used:,} consecutive hours, {self.start:%Y-%m-%d %H:%M} to "
                        f"{self.end:%Y-%m-%d %H:%M}.")
         return out
+
+    def table(self) -> pd.DataFrame:
+        """The same report as a small table, one row per cleaning step that did something:
+        step, how many, and what was done."""
+        rows = [("rows read", f"{self.rows_read:,}", "the raw file")]
+        if self.empty_timestamps:
+            rows.append(("rows without a timestamp", f"{self.empty_timestamps:,}", "dropped"))
+        if self.unsorted:
+            rows.append(("rows out of time order", "yes", "sorted"))
+        if self.duplicate_rows:
+            rows.append(("rows repeating a timestamp", f"{self.duplicate_rows:,}",
+                         "one value kept per timestamp"
+                         + (f"; {self.conflicting_duplicates:,} differing ones averaged" if self.conflicting_duplicates
+                            else " (identical values)")))
+        if self.readings_per_hour > 1.01:
+            rows.append(("readings per hour", f"about {self.readings_per_hour:.0f}", f"aggregated by their {self.aggregation}"))
+        if self.empty_values:
+            rows.append(("rows with an empty value", f"{self.empty_values:,}", "treated as missing"))
+        if self.missing_hours:
+            rows.append(("hours missing from the hourly grid", f"{self.missing_hours:,}", "see the two gap rows"))
+        if self.short_gaps:
+            rows.append((f"short gaps (at most {self.max_gap} h)", f"{self.short_gaps:,}",
+                         f"filled by linear interpolation ({self.hours_interpolated:,} hours)"))
+        if self.long_gaps:
+            longest = max(self.long_gaps, key=lambda g: g[2])
+            rows.append((f"long gaps (over {self.max_gap} h)", f"{len(self.long_gaps):,}",
+                         f"never invented: only the longest stretch without one is kept, {self.hours_dropped:,} "
+                         f"hours dropped (longest gap {longest[2]:,} h from {longest[0]:%Y-%m-%d})"))
+        if self.start is not None:
+            rows.append(("hours used", f"{self.hours_used:,}",
+                         f"consecutive, {self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M}"))
+        return pd.DataFrame(rows, columns=["step", "how many", "what was done"])
 
 
 @dataclass
@@ -709,6 +741,75 @@ def results_table(forecasts: dict[str, np.ndarray], prep: Prepared, kinds: dict[
     return pd.DataFrame(rows)
 
 
+# ============================================================================ the ranking, short and long runs
+
+# The course's validation MSE after 500 epochs, on its own freeway sensor (Video 6).
+COURSE_MSE = {"Dense": 2.17e-2, "SimpleRNN": 2.06e-2, "LSTM": 1.91e-2}
+
+
+def networks_mse(metrics: dict[str, Any]) -> dict[str, float]:
+    """Each network's validation MSE from a run's stored metrics (``val_mse``, else ``val_loss``, the same)."""
+    out = {}
+    for name in MODEL_KINDS:
+        row = metrics.get(name)
+        if isinstance(row, dict):
+            value = row.get("val_mse", row.get("val_loss"))
+            if isinstance(value, (int, float)) and np.isfinite(value):
+                out[name] = float(value)
+    return out
+
+
+def ranking(mse: dict[str, float]) -> list[str]:
+    """Best first (lowest validation MSE)."""
+    return sorted(mse, key=mse.get)
+
+
+def _epochs(n: int) -> str:
+    return f"{n:,} epoch" + ("" if n == 1 else "s")
+
+
+def ranking_frame(run: dict[str, float], run_epochs: int, reference: dict[str, float] | None,
+                  reference_epochs: int | None, label: str = "this run") -> pd.DataFrame:
+    """This run's networks beside the long reference run and the course's own figures: MSE and rank.
+    (Before a run, ``run`` is the reference itself, labelled "reference", and ``reference`` None.)"""
+    columns = [(f"{label}, {_epochs(run_epochs)}", run)]
+    if reference:
+        columns.append((f"reference, {_epochs(reference_epochs or 0)}", {k: v for k, v in reference.items() if k in run}))
+    columns.append(("the course (its freeway), 500 epochs", {k: v for k, v in COURSE_MSE.items() if k in run}))
+    rows = []
+    for name in run:
+        row: dict[str, Any] = {"network": name}
+        for label, mse in columns:
+            if name in mse:
+                row[f"{label}: val MSE"] = mse[name]
+                row[f"{label}: rank"] = ranking(mse).index(name) + 1
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ranking_words(run: dict[str, float], run_epochs: int, reference: dict[str, float] | None,
+                  reference_epochs: int | None) -> str:
+    """What a (short) run's ranking says next to the long reference run's (the course's ranking: LSTM
+    best, then SimpleRNN, then dense)."""
+    mine = ranking(run)
+    words = f"After {_epochs(run_epochs)} this run ranks **{' < '.join(mine)}** (lowest validation MSE first)"
+    if not reference or len(mine) < 2:
+        return words + "."
+    theirs = ranking({k: v for k, v in reference.items() if k in run})
+    course = ranking({k: v for k, v in COURSE_MSE.items() if k in run})
+    if mine == theirs:
+        return words + (f", the same order as the {reference_epochs:,}-epoch reference run"
+                        + (" and the course." if theirs == course else "."))
+    reversed_ = mine == theirs[::-1]
+    return (words + f"; the {reference_epochs:,}-epoch reference run ranks **{' < '.join(theirs)}**"
+            + (" (the course's order)" if theirs == course else "") + ". "
+            + ("The order is reversed: " if reversed_ else "The order differs: ")
+            + (f"{_epochs(run_epochs)} {'is' if run_epochs == 1 else 'are'} too few for the recurrent networks, which have more weights to set, "
+               "to catch up with the dense one. The ranking is a statement about trained networks; train longer "
+               f"(the course: {COURSE_EPOCHS}) before reading it." if run_epochs < (reference_epochs or 0)
+               else "the runs differ in more than their length; compare their settings."))
+
+
 # ============================================================================ the LSTM cell, opened
 
 
@@ -791,18 +892,11 @@ def gates_frame(steps: list[LstmStep], step: int) -> pd.DataFrame:
 
 # ============================================================================ figures
 
-SERIES_COLORS = {"Truth": "#000000", "Dense": "#1f77b4", "SimpleRNN": "#d62728", "LSTM": "#2ca02c",
-                 "Persistence": "#7f7f7f", "Seasonal naive": "#ff7f0e"}
+def _color(name: str, i: int = 0) -> str:
+    """Every series in its colour of every chart of the app (``dnn2core.style``)."""
+    from dnn2core.style import model_color
 
-
-def _color(name: str, i: int) -> str:
-    from dnn2core.plots import PALETTE
-
-    if name in SERIES_COLORS:
-        return SERIES_COLORS[name]
-    if "ARIMA" in name:
-        return "#9467bd"
-    return PALETTE[i % len(PALETTE)]
+    return model_color(name)
 
 
 def _dash(name: str) -> str:
@@ -818,6 +912,29 @@ def series_figure(series: pd.Series, title: str, y_title: str, hours: int | None
     fig = go.Figure(go.Scatter(x=s.index, y=s.to_numpy(), mode="lines", line=dict(color="#1f77b4", width=1.5),
                                name=str(series.name)))
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), yaxis_title=y_title)
+    return fig
+
+
+def overview_figure(series: pd.Series, title: str, y_title: str, height: int = 320) -> "go.Figure":
+    """A long hourly series readable at a glance: each day's range (lowest to highest hour) as a band
+    and its mean as a line, instead of thousands of hourly zigzags merging into a block; the hours
+    themselves one legend click away; a range slider to zoom into weeks."""
+    import plotly.graph_objects as go
+
+    daily = series.resample("D").agg(["min", "max", "mean"]).dropna()
+    color = "#1f77b4"
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=daily.index, y=daily["max"], mode="lines", line=dict(width=0, color=color),
+                             name="daily highest", showlegend=False, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=daily.index, y=daily["min"], mode="lines", line=dict(width=0, color=color),
+                             fill="tonexty", fillcolor="rgba(31,119,180,0.25)", name="each day: lowest to highest hour"))
+    fig.add_trace(go.Scatter(x=daily.index, y=daily["mean"], mode="lines", line=dict(color=color, width=1.5),
+                             name="daily mean"))
+    fig.add_trace(go.Scatter(x=series.index, y=series.to_numpy(), mode="lines", line=dict(color="#555555", width=0.8),
+                             name="every hour", visible="legendonly"))
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), yaxis_title=y_title,
+                      legend=dict(orientation="h", y=-0.55),
+                      xaxis=dict(rangeslider=dict(visible=True), type="date"))
     return fig
 
 

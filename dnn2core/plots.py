@@ -9,6 +9,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dnn2core.style import PALETTE, REFERENCE_OPACITY, integer_axis, is_reference, model_color  # noqa: F401 (PALETTE: re-exported)
+
 DIVERGING = "RdBu_r"  # negative blue, zero white, positive red
 
 
@@ -92,23 +94,31 @@ def maps_grid_figure(maps: np.ndarray, titles: Sequence[str], columns: int = 4, 
 
 # ----------------------------------------------------------------------------- training curves
 
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
-
-
 def training_curves_figure(history, metric: str, title: str | None = None, height: int = 320,
-                           mark_best: bool = False, log_y: bool = False) -> go.Figure:
+                           mark_best: bool = False, log_y: bool = False, color_by: str = "model",
+                           y_title: str | None = None, first_epoch: int = 1) -> go.Figure:
     """Per-epoch curves of one metric for every model on shared axes: train dashed, validation solid
-    (as in the course's figures). ``history`` is a tidy frame: model, epoch, metric, value."""
+    (as in the course's figures). ``history`` is a tidy frame: model, epoch, metric, value.
+
+    Each model keeps its colour of every other chart (``dnn2core.style``); the course's full run beside
+    a live one is drawn in its model's colour, fainter. ``color_by="split"`` colours train and
+    validation apart instead (one model's curves). Epochs before ``first_epoch`` are left out (an
+    early spike that would flatten the rest)."""
+    from dnn2core.style import SPLIT_DASH, split_color
+
     fig = go.Figure()
     models = list(dict.fromkeys(history["model"])) if len(history) else []
-    for i, model in enumerate(models):
-        color = PALETTE[i % len(PALETTE)]
-        for split, dash, prefix in (("train", "dash", ""), ("validation", "solid", "val_")):
-            rows = history[(history["model"] == model) & (history["metric"] == prefix + metric)]
+    for model in models:
+        for split, prefix in (("train", ""), ("validation", "val_")):
+            rows = history[(history["model"] == model) & (history["metric"] == prefix + metric)
+                           & (history["epoch"] >= first_epoch)]
             if rows.empty:
                 continue
-            fig.add_trace(go.Scatter(x=rows["epoch"], y=rows["value"], mode="lines+markers",
-                                     name=f"{model} · {split}", line=dict(color=color, dash=dash),
+            color = split_color(split) if color_by == "split" else model_color(model)
+            faint = is_reference(model)
+            fig.add_trace(go.Scatter(x=rows["epoch"], y=rows["value"], mode="lines+markers" if len(rows) <= 60
+                                     else "lines", name=f"{model} · {split}", opacity=REFERENCE_OPACITY if faint else 1,
+                                     line=dict(color=color, dash=SPLIT_DASH[split], width=1.5 if faint else 2),
                                      marker=dict(size=5)))
             if mark_best and prefix == "val_" and len(rows):
                 best = rows.loc[rows["value"].idxmin() if "loss" in metric or "mae" in metric or "mse" in metric
@@ -117,7 +127,8 @@ def training_curves_figure(history, metric: str, title: str | None = None, heigh
                                          marker=dict(symbol="star", size=14, color=color),
                                          name=f"{model} · best epoch {int(best['epoch'])}"))
     fig.update_layout(title=title or metric, height=height, margin=dict(l=10, r=10, t=40, b=10),
-                      xaxis_title="epoch", yaxis_title=metric, legend=dict(orientation="h", y=-0.25))
+                      xaxis_title="epoch", yaxis_title=y_title or metric, legend=dict(orientation="h", y=-0.25))
+    integer_axis(fig, "x")
     if log_y:
         fig.update_yaxes(type="log")
     return fig
@@ -125,12 +136,15 @@ def training_curves_figure(history, metric: str, title: str | None = None, heigh
 
 def bars_figure(labels: Sequence[str], series: dict[str, Sequence[float]], title: str = "",
                 height: int = 300, y_title: str = "") -> go.Figure:
-    """Grouped bars: one group per label, one bar per series (e.g. class probabilities per model)."""
+    """Grouped bars: one group per label, one bar per series (e.g. class probabilities per model).
+    Every label is written under its group (Plotly would skip some on a narrow chart), and each
+    series has its model's colour."""
     fig = go.Figure()
-    for i, (name, values) in enumerate(series.items()):
-        fig.add_trace(go.Bar(x=list(labels), y=list(values), name=name, marker_color=PALETTE[i % len(PALETTE)]))
+    for name, values in series.items():
+        fig.add_trace(go.Bar(x=list(labels), y=list(values), name=name, marker_color=model_color(name)))
     fig.update_layout(title=title, barmode="group", height=height, margin=dict(l=10, r=10, t=40, b=10),
                       yaxis_title=y_title)
+    fig.update_xaxes(type="category", tickmode="array", tickvals=list(labels), ticktext=[str(v) for v in labels])
     return fig
 
 

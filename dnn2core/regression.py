@@ -434,3 +434,167 @@ def predicted_vs_actual_figure(price: np.ndarray, predicted: np.ndarray, title: 
                       xaxis_title="actual price ($)", yaxis_title="predicted price ($)",
                       margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
+
+
+# ----------------------------------------------------------------------------- money, and the long run
+
+
+def money(value: float | None) -> str:
+    """$28,708 (no cents: house prices); '' for a missing value."""
+    if value is None or not np.isfinite(value):
+        return ""
+    return f"-${-value:,.0f}" if value < 0 else f"${value:,.0f}"
+
+
+_SPLITS = (("running ", "running"), ("val_", "dev"), ("", "train"))  # the log names' prefixes, longest first
+
+
+def _split_of(column: str) -> tuple[str, str] | None:
+    """("dev", "mae") for "val_mae": the split and the logged quantity of a history column."""
+    for prefix, split in _SPLITS:
+        base = column[len(prefix):]
+        if column.startswith(prefix) and base in ("loss", "mae", "mae_dollars"):
+            return split, base
+    return None
+
+
+def money_table(frame: pd.DataFrame, log_target: bool) -> pd.DataFrame:
+    """A run's table (the live view's: one row per model, the last epoch's logs, the results) with money
+    as money: every dollar MAE as $28,708, and the MSE loss of a dollar target as an RMSE in dollars
+    (no raw 1482496000). With a log-price target the loss and plain MAE are on the log scale: kept as
+    numbers, and labelled so."""
+    def number(v) -> float | None:
+        return None if v is None or pd.isna(v) else float(v)
+
+    out = pd.DataFrame(index=frame.index)
+    for col in frame.columns:
+        values = [number(v) if not isinstance(v, str) else v for v in frame[col]]
+        found = _split_of(col)
+        if found is not None:
+            split, base = found
+            if base == "mae_dollars" or (base == "mae" and not log_target):
+                out[f"{split} MAE ($)"] = [money(v) for v in values]
+            elif base == "loss" and not log_target:  # MSE in dollars²: its square root is the RMSE in dollars
+                out[f"{split} RMSE ($)"] = [money(np.sqrt(v)) if v is not None and v >= 0 else "" for v in values]
+            else:  # log price: errors are ratios, not dollars
+                out[f"{split} {'MSE' if base == 'loss' else 'MAE'} (log price)"] = [
+                    "" if v is None else f"{v:.4f}" for v in values]
+        elif col in ("dev_mae", "dev_rmse"):
+            out[f"dev {col[4:].upper()} ($), kept weights"] = [money(v) for v in values]
+        else:
+            out[col] = frame[col].to_numpy()
+    return out
+
+
+def long_run_summary(train_mae: Sequence[float], dev_mae: Sequence[float], window: int = 50) -> dict[str, Any]:
+    """What a long run's MAE curves (dollars, one value per epoch) show. The dev curve of 121 houses
+    jumps from epoch to epoch, so its shape is read on a running median of ``window`` epochs: where it
+    was lowest, how far it rose after that, and where it ended. Epochs count from 1."""
+    train = np.asarray(train_mae, dtype=np.float64)
+    dev = np.asarray(dev_mae, dtype=np.float64)
+    if len(dev) == 0 or len(train) != len(dev):
+        raise ValueError("Need one train and one dev MAE per epoch.")
+    smooth = pd.Series(dev).rolling(window, min_periods=1).median().to_numpy()
+    # the largest rise of the smoothed curve: a low point and the highest point after it
+    low = peak = lowest_so_far = 0
+    for i in range(1, len(smooth)):
+        if smooth[i] < smooth[lowest_so_far]:
+            lowest_so_far = i
+        if smooth[i] - smooth[lowest_so_far] > smooth[peak] - smooth[low]:
+            low, peak = lowest_so_far, i
+    best = int(np.argmin(smooth))
+    return {
+        "epochs": len(dev), "window": int(window),
+        "best_epoch": int(np.argmin(dev)) + 1, "best_dev": float(dev.min()),
+        "min_epoch": best + 1, "min_dev": float(smooth[best]),
+        "low_epoch": low + 1, "low_dev": float(smooth[low]),
+        "peak_epoch": peak + 1, "peak_dev": float(smooth[peak]),
+        "final_dev": float(smooth[-1]), "final_dev_raw": float(dev[-1]),
+        "first_train": float(train[0]), "final_train": float(train[-1]),
+        "smooth": smooth,
+    }
+
+
+def dev_mae_at(summary: dict[str, Any], epoch: int) -> float | None:
+    """The running-median dev MAE at an epoch (None past the run's end)."""
+    smooth = summary["smooth"]
+    return float(smooth[epoch - 1]) if 1 <= epoch <= len(smooth) else None
+
+
+def long_run_story(s: dict[str, Any], rise: float = 0.05) -> list[str]:
+    """The long run's result in sentences, from its numbers (``long_run_summary``): did the dev error
+    climb (overfitting), climb and fall again (the double-descent shape), and how close the training
+    error came to 0 (memorising the training houses). ``rise`` is the change that counts (5%)."""
+    out = [f"Over **{s['epochs']:,} epochs** the training MAE fell from {money(s['first_train'])} to "
+           f"**{money(s['final_train'])}**. The dev MAE (median of every {s['window']} epochs, since 121 houses make "
+           f"it jump) was lowest, **{money(s['min_dev'])}**, around epoch {s['min_epoch']:,}, and ended at "
+           f"**{money(s['final_dev'])}** (the last epoch alone: {money(s['final_dev_raw'])})."]
+    rose = s["peak_dev"] > s["low_dev"] * (1 + rise)
+    fell_again = rose and s["final_dev"] < s["peak_dev"] * (1 - rise / 2)
+    if not rose:
+        out.append("It never rose by more than "
+                   f"{rise:.0%} after a low point: no sign of overfitting in the dev error, as the course says.")
+    elif fell_again:
+        out.append(f"From {money(s['low_dev'])} at epoch {s['low_epoch']:,} it rose to {money(s['peak_dev'])} "
+                   f"(epoch {s['peak_epoch']:,}) and came back down: a rise and a second fall is the shape "
+                   "*double descent* describes. One seed on 121 dev houses is noisy, so read it as a hint, not a "
+                   "proof.")
+    else:
+        out.append(f"From {money(s['low_dev'])} at epoch {s['low_epoch']:,} it rose to {money(s['peak_dev'])} "
+                   f"(epoch {s['peak_epoch']:,}) and stayed up: the network overfits, as the course warns longer "
+                   "training might.")
+    if s["final_train"] < 0.25 * s["final_dev"]:
+        out.append(f"The course says this network is not complex enough to memorise its training houses. This run "
+                   f"gets closer than that suggests: its training error ends {s['final_dev'] / s['final_train']:.0f} "
+                   "times smaller than its dev error. That gap is memorisation, yet the dev error still ended within "
+                   f"{s['final_dev'] / s['min_dev'] - 1:.0%} of its lowest.")
+    else:
+        out.append("The training error stays well above 0: as the course says, this architecture is not complex "
+                   "enough to memorise the training houses.")
+    return out
+
+
+def long_run_figure(train_mae: Sequence[float], dev_mae: Sequence[float], window: int = 50,
+                    marks: Sequence[int] = (500,), title: str = "", height: int = 360) -> go.Figure:
+    """A long run's MAE in dollars on a log axis (the first epochs' errors of $100,000+ would flatten
+    the rest): train and dev in their split colours, the dev running median bold, lines at ``marks``."""
+    from dnn2core.style import integer_axis, split_color
+
+    s = long_run_summary(train_mae, dev_mae, window)
+    epochs = np.arange(1, s["epochs"] + 1)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=epochs, y=np.asarray(train_mae, dtype=float), mode="lines", name="train MAE",
+                             line=dict(color=split_color("train"), width=1.5)))
+    fig.add_trace(go.Scatter(x=epochs, y=np.asarray(dev_mae, dtype=float), mode="lines", name="dev MAE, each epoch",
+                             line=dict(color=split_color("dev"), width=1), opacity=0.35))
+    fig.add_trace(go.Scatter(x=epochs, y=s["smooth"], mode="lines", name=f"dev MAE, median of {window} epochs",
+                             line=dict(color=split_color("dev"), width=3)))
+    fig.add_trace(go.Scatter(x=[s["min_epoch"], s["peak_epoch"]], y=[s["min_dev"], s["peak_dev"]],
+                             mode="markers+text", text=["lowest", "highest after a low"], textposition="top center",
+                             marker=dict(size=10, color=split_color("dev"), symbol=["star", "triangle-up"]),
+                             name="dev median: lowest, and the top of its largest rise", showlegend=False))
+    for mark in marks:
+        if mark < s["epochs"]:
+            fig.add_vline(x=mark, line=dict(dash="dot", color="#888888"), annotation_text=f"epoch {mark:,}",
+                          annotation_position="top left")
+    fig.update_layout(title=title or f"Mean absolute error over {s['epochs']:,} epochs (log scale)", height=height,
+                      margin=dict(l=10, r=10, t=40, b=10), xaxis_title="epoch", yaxis_title="MAE ($)",
+                      legend=dict(orientation="h", y=-0.25))
+    fig.update_yaxes(type="log", tickprefix="$", tickformat=",.0f")
+    integer_axis(fig, "x")
+    return fig
+
+
+def network_vs_baselines(table: pd.DataFrame, network: str = "Network (course)") -> dict[str, Any] | None:
+    """Where the network stands in the comparison table: its rank by dev MAE, the best method, and how
+    many dollars it gives away. None without the network's row."""
+    t = table.sort_values("dev MAE ($)").reset_index(drop=True)
+    rows = t.index[t["method"] == network]
+    if len(rows) == 0:
+        return None
+    rank = int(rows[0])
+    best = t.iloc[0]
+    net = t.iloc[rank]
+    return {"rank": rank + 1, "of": len(t), "best": str(best["method"]), "best_mae": float(best["dev MAE ($)"]),
+            "network_mae": float(net["dev MAE ($)"]),
+            "behind": [str(m) for m in t["method"].iloc[:rank]]}

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from dnn2core.style import digit_axis, model_color
+
 from dnn2core import evaluation
 from dnn2core.data import Mnist
 from dnn2core.training import ModelRun
@@ -317,6 +319,44 @@ def early_stopping_report(history: dict[str, list[float]], results: dict[str, fl
             "stopped_early": len(val) < int(max_epochs)}
 
 
+def accuracy_noise(accuracy: float, n: int) -> float:
+    """About two standard errors of the difference of two accuracies near ``accuracy``, each measured
+    on the same ``n`` validation digits: differences smaller than this are noise."""
+    p = min(max(float(accuracy), 1e-6), 1 - 1e-6)
+    return 2.0 * float(np.sqrt(2.0 * p * (1 - p) / max(int(n), 1)))
+
+
+def early_stopping_verdict(with_stop: dict[str, float], with_epochs: int, without: dict[str, float],
+                           without_epochs: int, n_val: int) -> str:
+    """The early-stopping experiment's result in words, from the two runs' final validation accuracy and
+    loss (``final_val_accuracy``, ``final_val_loss``) and the epochs each trained: who won, whether by
+    more than the noise of ``n_val`` digits, and what stopping saved."""
+    acc_w, acc_o = float(with_stop["final_val_accuracy"]), float(without["final_val_accuracy"])
+    loss_w, loss_o = float(with_stop["final_val_loss"]), float(without["final_val_loss"])
+    diff = acc_w - acc_o
+    noise = accuracy_noise((acc_w + acc_o) / 2, n_val)
+    out = [f"**With early stopping: {acc_w:.1%}** validation accuracy after {with_epochs} epochs (validation loss "
+           f"{loss_w:.3f}); **without: {acc_o:.1%}** after {without_epochs} (loss {loss_o:.3f})."]
+    if abs(diff) < noise:
+        out.append(f"The {abs(diff) * 100:.1f}-point difference is within the noise of {n_val:,} validation "
+                   f"digits (about ±{noise * 100:.1f} points): here early stopping neither cost nor bought accuracy.")
+    elif diff > 0:
+        out.append(f"Early stopping wins by {diff * 100:.1f} points, more than the noise of {n_val:,} validation "
+                   f"digits (about ±{noise * 100:.1f}): the extra epochs overfit.")
+    else:
+        out.append(f"Training every epoch wins by {-diff * 100:.1f} points, more than the noise of {n_val:,} "
+                   f"validation digits (about ±{noise * 100:.1f}).")
+    if loss_o > loss_w and acc_o >= acc_w:
+        out.append("Note the two measures disagree: the longer run's validation *loss* is worse while its accuracy "
+                   "is not. The loss also punishes over-confident wrong answers, which grow as a network overfits; "
+                   "the accuracy only counts the answers. Early stopping watched the loss "
+                   "(`monitor=\"val_loss\"`); watching `val_accuracy`, or more patience, would stop later.")
+    if with_epochs < without_epochs:
+        out.append(f"What it surely saved: {without_epochs - with_epochs} of {without_epochs} epochs "
+                   f"({1 - with_epochs / without_epochs:.0%} of the training time).")
+    return " ".join(out)
+
+
 # ----------------------------------------------------------------------------- 3. prior probabilities
 
 PRIOR_METHODS = ("No correction", "Subsampling", "Duplication", "Class weights", "Moved threshold")
@@ -421,11 +461,13 @@ def recall_figure(y_true: np.ndarray, predictions: dict[str, np.ndarray], rare_c
     fig = go.Figure()
     for name, pred in predictions.items():
         rep = per_class_report(y_true, pred)
-        fig.add_trace(go.Bar(x=[str(c) for c in rep["class"]], y=rep["recall"], name=name))
+        fig.add_trace(go.Bar(x=[int(c) for c in rep["class"]], y=rep["recall"], name=name,
+                             marker_color=model_color(name)))
     fig.add_vrect(x0=rare_class - 0.5, x1=rare_class + 0.5, fillcolor="orange", opacity=0.15, line_width=0)
     fig.update_layout(barmode="group", height=height, title=f"Recall per digit (rare class {rare_class} shaded)",
                       yaxis_title="recall", xaxis_title="digit", margin=dict(l=10, r=10, t=40, b=10),
                       legend=dict(orientation="h", y=-0.25))
+    digit_axis(fig, "x")
     return fig
 
 
@@ -434,10 +476,12 @@ def counts_figure(counts: pd.DataFrame, height: int = 300) -> go.Figure:
     fig = go.Figure()
     digits = [c for c in counts.columns if c != "total"]
     for name, row in counts.iterrows():
-        fig.add_trace(go.Bar(x=digits, y=[row[d] for d in digits], name=str(name)))
+        fig.add_trace(go.Bar(x=[int(d) for d in digits], y=[row[d] for d in digits], name=str(name),
+                             marker_color=model_color(str(name))))
     fig.update_layout(barmode="group", height=height, title="Training digits per class",
                       xaxis_title="digit", yaxis_title="examples", margin=dict(l=10, r=10, t=40, b=10),
                       legend=dict(orientation="h", y=-0.25))
+    digit_axis(fig, "x")
     return fig
 
 
@@ -446,10 +490,12 @@ def order_figure(y_ordered: np.ndarray, y_shuffled: np.ndarray, height: int = 22
     fig = go.Figure()
     step = max(1, len(y_ordered) // 600)
     xs = np.arange(0, len(y_ordered), step)
-    fig.add_trace(go.Scatter(x=xs, y=y_ordered[::step], mode="markers", marker=dict(size=3), name="ordered"))
-    fig.add_trace(go.Scatter(x=xs, y=y_shuffled[::step], mode="markers", marker=dict(size=3, opacity=0.5),
-                             name="shuffled"))
+    fig.add_trace(go.Scatter(x=xs, y=y_ordered[::step], mode="markers", name="ordered",
+                             marker=dict(size=3, color=model_color("Ordered by class"))))
+    fig.add_trace(go.Scatter(x=xs, y=y_shuffled[::step], mode="markers", name="shuffled",
+                             marker=dict(size=3, opacity=0.5, color=model_color("Shuffled"))))
     fig.update_layout(height=height, title="Label of each training example, in the order fit() sees them",
                       xaxis_title="position in the epoch", yaxis_title="digit", margin=dict(l=10, r=10, t=40, b=10),
                       legend=dict(orientation="h", y=-0.35))
+    digit_axis(fig, "y")
     return fig

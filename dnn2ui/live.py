@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 import streamlit as st
@@ -142,6 +143,18 @@ def keep_alive() -> None:
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ViewStyle:
+    """How a page wants its run drawn: ``table`` rewrites the run table (e.g. money as money, from
+    dnn2core), ``curves`` holds keyword arguments of ``plots.training_curves_figure`` per metric."""
+
+    table: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    curves: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+PLAIN = ViewStyle()
+
+
 def _status_line(snap, record: RunRecord, gate: JobGate, watchers: int) -> str:
     watching = f" · 👀 {watchers} learners watching" if watchers > 1 else ""
     if record.reference:
@@ -202,7 +215,8 @@ def _curves(v: RunView, reference: RunView | None) -> pd.DataFrame:
     return history
 
 
-def _draw(v: RunView, page: str, metrics: Sequence[str], live: bool, reference: RunView | None) -> None:
+def _draw(v: RunView, page: str, metrics: Sequence[str], live: bool, reference: RunView | None,
+          style: ViewStyle = PLAIN) -> None:
     snap = v.snapshot()
     reg = registry()
     watchers = reg.store.watchers(v.key) if live else 0
@@ -218,7 +232,9 @@ def _draw(v: RunView, page: str, metrics: Sequence[str], live: bool, reference: 
     st.progress(min(max(snap.fraction if not v.done else 1.0, 0.0), 1.0))
     if snap.device:
         st.caption(f"Device: {snap.device}. Batch values are running means over the current epoch.")
-    st.dataframe(_speed_table(snap), hide_index=True, key=f"{page}.speed.{v.key}.{live}")
+    table = _speed_table(snap)
+    st.dataframe(style.table(table) if style.table is not None else table, hide_index=True,
+                 key=f"{page}.speed.{v.key}.{live}")
     history = _curves(v, reference) if metrics else pd.DataFrame()
     if len(history):
         if reference is not None and reference.key != v.key:
@@ -226,7 +242,8 @@ def _draw(v: RunView, page: str, metrics: Sequence[str], live: bool, reference: 
                        f"({reference_words(reference.record)}), drawn beside this one.")
         cols = st.columns(len(metrics))
         for col, metric in zip(cols, metrics):
-            col.plotly_chart(plots.training_curves_figure(history, metric), key=f"{page}.curve.{metric}.{live}")
+            col.plotly_chart(plots.training_curves_figure(history, metric, **style.curves.get(metric, {})),
+                             key=f"{page}.curve.{metric}.{live}")
 
 
 def reference_summary(reference: RunView, metric: str) -> str:
@@ -246,7 +263,8 @@ def reference_words(record: RunRecord) -> str:
     return ", ".join(bits)
 
 
-def _poll(page: str, key: str, metrics: tuple[str, ...], reference_key: str | None, queued: bool) -> None:
+def _poll(page: str, key: str, metrics: tuple[str, ...], reference_key: str | None, queued: bool,
+          style: ViewStyle = PLAIN) -> None:
     v = view(key)
     if v is None:
         st.rerun()
@@ -267,19 +285,21 @@ def _poll(page: str, key: str, metrics: tuple[str, ...], reference_key: str | No
         st.rerun()  # admitted: one full rerun switches to the once-a-second view
         return
     reference = view(reference_key) if reference_key else None
-    _draw(v, page, metrics, live=True, reference=reference)
+    _draw(v, page, metrics, live=True, reference=reference, style=style)
     if v.done:
         st.rerun()  # one full rerun: the page shows results and this fragment stops polling
 
 
 @st.fragment(run_every=1.0)
-def _live_fragment(page: str, key: str, metrics: tuple[str, ...], reference_key: str | None) -> None:
-    _poll(page, key, metrics, reference_key, queued=False)
+def _live_fragment(page: str, key: str, metrics: tuple[str, ...], reference_key: str | None,
+                   style: ViewStyle = PLAIN) -> None:
+    _poll(page, key, metrics, reference_key, queued=False, style=style)
 
 
 @st.fragment(run_every=QUEUED_POLL_S)
-def _queued_fragment(page: str, key: str, metrics: tuple[str, ...], reference_key: str | None) -> None:
-    _poll(page, key, metrics, reference_key, queued=True)
+def _queued_fragment(page: str, key: str, metrics: tuple[str, ...], reference_key: str | None,
+                     style: ViewStyle = PLAIN) -> None:
+    _poll(page, key, metrics, reference_key, queued=True, style=style)
 
 
 def start(page: str, spec: RunSpec, make_runs: Callable[[], list[ModelRun]], *, budget: Budget, seed: int,
@@ -312,7 +332,7 @@ def start(page: str, spec: RunSpec, make_runs: Callable[[], list[ModelRun]], *, 
 def run_panel(page: str, spec: RunSpec, make_runs: Callable[[], list[ModelRun]], *, budget: Budget, seed: int,
               label: str, metrics: Sequence[str] = ("loss", "accuracy"), disabled: bool = False,
               reference: RunView | None = None, start_label: str = "Start training",
-              seed_key: str | None = None) -> RunView | None:
+              seed_key: str | None = None, style: ViewStyle = PLAIN) -> RunView | None:
     """Start button, live view, or the stored run of ``spec``; returns the run shown (or None).
 
     ``seed_key`` is the page's seed widget key: a finished run offers "train again with a new seed".
@@ -346,11 +366,11 @@ def run_panel(page: str, spec: RunSpec, make_runs: Callable[[], list[ModelRun]],
         return None
     ref_key = reference.key if reference is not None else None
     if v.done:
-        _draw(v, page, metrics, live=False, reference=reference)
+        _draw(v, page, metrics, live=False, reference=reference, style=style)
     elif v.snapshot().state == "queued":
-        _queued_fragment(page, v.key, tuple(metrics), ref_key)
+        _queued_fragment(page, v.key, tuple(metrics), ref_key, style)
     else:
-        _live_fragment(page, v.key, tuple(metrics), ref_key)
+        _live_fragment(page, v.key, tuple(metrics), ref_key, style)
     return v
 
 

@@ -14,6 +14,7 @@ class PageInfo:
     outcomes: tuple[int, ...]
     blurb: str
     state: str = ""  # the page's UrlState name when it is not the file's name (widget keys start with it)
+    course: str = ""  # where it is in the course ("Video 1", "Mini-lesson")
 
     @property
     def url_path(self) -> str:
@@ -36,28 +37,40 @@ LEARNING_OUTCOMES = {
     8: "Compare neural networks to other machine learning methods",
 }
 
+# In the course's order: Videos 1-4, the Tricks of the Trade mini-lesson, then Videos 5, 6 and 7.
+VISION, TRICKS, INTERPRET, SEQUENCES, REGRESSION = (
+    "Videos 1–4 · Vision", "Mini-lesson · Tricks", "Video 5 · Interpreting", "Video 6 · Sequences",
+    "Video 7 · Regression")
 PAGES = (
-    PageInfo("pages/convolution.py", "Convolution playground", ":material/blur_on:", "Vision", (1,),
+    PageInfo("pages/convolution.py", "Convolution playground", ":material/blur_on:", VISION, (1,),
              "Sweep a kernel over an image: stride, padding, bias, activation, pooling — the course's Video 1, live.",
-             state="conv"),
-    PageInfo("pages/mnist.py", "MNIST: dense vs CNN", ":material/draw:", "Vision", (1, 2),
-             "Train the course's dense network and CNN on handwritten digits and see why the CNN wins."),
-    PageInfo("pages/cats_dogs.py", "Cats vs dogs & VGG16", ":material/pets:", "Vision", (1, 2, 3),
-             "From scratch, with a frozen pretrained VGG16, then fine-tuned."),
-    PageInfo("pages/inside.py", "Inside the network", ":material/visibility:", "Vision", (4,),
-             "Filter exemplars, feature maps, saliency and the one-pixel attack."),
-    PageInfo("pages/sequences.py", "Forecasting traffic", ":material/timeline:", "Sequences", (5, 6),
-             "Dense vs SimpleRNN vs LSTM against persistence, seasonal naive and ARIMA."),
-    PageInfo("pages/housing.py", "House prices", ":material/home:", "Regression", (7, 8),
-             "The course's regressor against linear models, k-NN, random forests and boosting."),
-    PageInfo("pages/tricks.py", "Tricks of the trade", ":material/lightbulb:", "Training tricks", (2,),
-             "Shuffling, early stopping and rare classes, each as a one-minute experiment."),
+             state="conv", course="Video 1"),
+    PageInfo("pages/mnist.py", "MNIST: dense vs CNN", ":material/draw:", VISION, (1, 2),
+             "Train the course's dense network and CNN on handwritten digits and see why the CNN wins.",
+             course="Video 2"),
+    PageInfo("pages/cats_dogs.py", "Cats vs dogs & VGG16", ":material/pets:", VISION, (1, 2, 3),
+             "From scratch, with a frozen pretrained VGG16, then fine-tuned.", course="Videos 3–4"),
+    PageInfo("pages/tricks.py", "Tricks of the trade", ":material/lightbulb:", TRICKS, (2,),
+             "Shuffling, early stopping and rare classes, each as a one-minute experiment.",
+             course="Mini-lesson"),
+    PageInfo("pages/inside.py", "Inside the network", ":material/visibility:", INTERPRET, (4,),
+             "Filter exemplars, feature maps, saliency and the one-pixel attack.", course="Video 5"),
+    PageInfo("pages/sequences.py", "Forecasting traffic", ":material/timeline:", SEQUENCES, (5, 6),
+             "Dense vs SimpleRNN vs LSTM against persistence, seasonal naive and ARIMA.", course="Video 6"),
+    PageInfo("pages/housing.py", "House prices", ":material/home:", REGRESSION, (7, 8),
+             "The course's regressor against linear models, k-NN, random forests and boosting.",
+             course="Video 7"),
 )
 
 HOME = PageInfo("pages/home.py", "Home", ":material/school:", "", (), "Course map")
-SECTIONS = ("Vision", "Sequences", "Regression", "Training tricks")
+SECTIONS = (VISION, TRICKS, INTERPRET, SEQUENCES, REGRESSION)  # the navigation, in this order
 INSTRUCTOR = PageInfo("pages/instructor.py", "Instructor", ":material/co_present:", "Instructor", (),
                       "The class control panel: jobs, load, pause, slots, pushed links, the pre-class check.")
+
+
+def navigation() -> list[tuple[str, list[PageInfo]]]:
+    """The sidebar's sections and their pages, in the course's order (what app.py hands st.navigation)."""
+    return [(section, [p for p in PAGES if p.section == section]) for section in SECTIONS]
 
 
 def instructor_enabled() -> bool:

@@ -22,8 +22,8 @@ for number, outcome in LEARNING_OUTCOMES.items():
         for p in pages:
             st.page_link(p.path, label=p.title, icon=p.icon)
 
-st.subheader("Experiments")
+st.subheader("Experiments, in the course's order")
 for p in PAGES:
     with st.container(border=True):
-        st.page_link(p.path, label=f"{p.section} · {p.title}", icon=p.icon)
+        st.page_link(p.path, label=f"{p.course} · {p.title}", icon=p.icon)
         st.caption(p.blurb)

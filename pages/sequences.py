@@ -121,7 +121,8 @@ with present.settings("Data and cleaning"):
     except ValueError as exc:  # UploadError is a ValueError too
         st.error(str(exc))
         stop_page()
-    st.markdown("**What the cleaning did:** " + " ".join(cleaned.report.lines()))
+    st.markdown("**What the cleaning did**")
+    st.dataframe(cleaned.report.table(), hide_index=True, key="sequences.cleaning")
 
 series_all = cleaned.series
 
@@ -158,7 +159,7 @@ reference = (live.reference_run(PAGE, layout=layout, h=int(h), extras=list(extra
              or live.reference_run(PAGE, layout=layout) or live.reference_run(PAGE))
 
 tab_data, tab_train, tab_results, tab_cell, tab_code = st.tabs(
-    ["Data and windows", "Train", "Results and forecasts", "The LSTM cell, opened", "Keras code"])
+    ["Data and windows", "Train", "Results and forecasts", "RNN and LSTM cells, opened", "Keras code"])
 
 # ----------------------------------------------------------------------------- data and windows
 with tab_data:
@@ -166,8 +167,8 @@ with tab_data:
     scaled_series = pd.Series(prep.scaled, index=s.index, name="scaled")
     st.plotly_chart(fc.series_figure(scaled_series, f"The first 300 hours, scaled to [0, 1] ({quantity})",
                                      "scaled value", hours=300), key="sequences.first300")
-    st.plotly_chart(fc.series_figure(s, f"All {len(s):,} hours used", f"{quantity} ({unit})" if unit else quantity,
-                                     hours=None, height=260), key="sequences.all")
+    st.plotly_chart(fc.overview_figure(s, f"All {len(s):,} hours used, day by day (drag the slider to zoom)",
+                                       f"{quantity} ({unit})" if unit else quantity), key="sequences.all")
     n_val = len(prep.X_val)
     st.dataframe(pd.DataFrame({
         "array": ["data", "dataX", "dataY", "trainX", "trainY", "valX", "valY"],
@@ -210,10 +211,32 @@ with tab_train:
                          metrics=("loss", "mae"), reference=reference, seed_key=url.key("seed"),
                          label=f"{' + '.join(chosen)} · {epochs} ep · {layout} · h={h}"
                                + (f" · +{', '.join(extras)}" if extras else "") + f" · seed {seed}")
+    ref_mse = fc.networks_mse(reference.record.metrics) if reference is not None else {}
+    ref_epochs = int(reference.record.settings.get("epochs", fc.COURSE_EPOCHS)) if reference is not None else None
     if run is None:
         st.info(f"Press **Start training**: the networks train one after another, curves update after every "
                 f"epoch (train dashed, validation solid, as in the course's figure). The course trained "
-                f"{fc.COURSE_EPOCHS} epochs; a few are enough to see the ranking start to form.")
+                f"{fc.COURSE_EPOCHS} epochs. At {epochs} the ranking is not settled: it can even be reversed, the "
+                f"dense network first, because the recurrent ones have more weights to set. The "
+                f"{ref_epochs or fc.COURSE_EPOCHS}-epoch reference run below shows the course's ranking.")
+    run_mse = fc.networks_mse(run.record.metrics) if run is not None and run.done else {}
+    if run_mse:
+        st.markdown(fc.ranking_words(run_mse, int(run.record.settings.get("epochs", epochs)), ref_mse, ref_epochs))
+        shown_mse = run_mse
+        shown_epochs = int(run.record.settings.get("epochs", epochs))
+    else:  # before a run: the reference run's numbers alone, beside the course's
+        shown_mse = {k: v for k, v in ref_mse.items() if k in chosen}
+        shown_epochs = ref_epochs
+    if shown_mse:
+        frame = fc.ranking_frame(shown_mse, shown_epochs or 0, ref_mse if run_mse else None, ref_epochs,
+                                 label="this run" if run_mse else "reference")
+        st.dataframe(frame, hide_index=True, key="sequences.ranking",
+                     column_config={c: st.column_config.NumberColumn(format="%.2e") for c in frame.columns
+                                    if c.endswith("val MSE")})
+        if reference is not None:
+            st.caption(f"Reference: the course's {ref_epochs}-epoch run in the "
+                       f"{reference.record.settings.get('layout')} input shape ({live.reference_words(reference.record)}). "
+                       "The course's own numbers come from its freeway sensor: compare rankings, not values.")
     live.results_footer(PAGE, run, "val_mse", axes=("epochs", "layout", "h", "seed"), open_settings=url.apply)
 
 # ----------------------------------------------------------------------------- results
@@ -270,8 +293,25 @@ with tab_results:
     st.plotly_chart(fc.one_step_figure(res_prep, forecasts), key="sequences.onestep")
     st.plotly_chart(fc.horizon_figure(res_prep, forecasts), key="sequences.horizon")
 
-# ----------------------------------------------------------------------------- LSTM cell
+# ----------------------------------------------------------------------------- RNN and LSTM cells
 with tab_cell:
+    st.markdown("**State and memory.** A forecast at hour *k* is made from the last hours *X_k*, and the "
+                "network made a forecast *y_{k-1}* an hour ago from the hours before. Feed that earlier output "
+                "back in, *y_k = f(X_k, y_{k-1})*, and the network reaches, through it, hours it no longer "
+                "sees: its output is a **state** that summarises the whole past, kept in a **memory cell**, "
+                "without storing the past itself.")
+    st.latex(r"y_k = \tanh(A_y\,y_{k-1} + A_x\,X_k + b)")
+    st.markdown("That is the simplest memory cell, Keras' `SimpleRNN`: a dense layer with weights *A_y* on the "
+                "previous output, *A_x* on the new input, an offset *b* and tanh. **It is autoregression with "
+                "a nonlinearity**: an AR model also feeds past values back, "
+                "*y_k = c + φ_1 y_{k-1} + … + φ_p y_{k-p}*, but with fixed linear weights and a fixed number of "
+                "lags; the RNN learns its weights and keeps an unbounded, compressed past in its state. The "
+                "catch: through repeated tanh and multiplication old information fades (vanishing gradients), "
+                "which is what the LSTM's separate cell state *C* below is built to resist.")
+    st.caption("The course text says this cell \"is implemented in scikit-learn in the simple RNN class\": a slip. "
+               "scikit-learn has no recurrent networks; it is Keras' `keras.layers.SimpleRNN`, used on this page.")
+    st.markdown("**The LSTM cell.** Four dense layers and two states: the output *y* and the hidden cell state *C*, "
+                "with σ1 deciding what to forget, σ2 what to add, σ3 what to show.")
     st.latex(r"\sigma_1 = \sigma(A_{y1}y_{k-1} + A_{x1}X_k + b_1)\quad \sigma_2 = \sigma(A_{y2}y_{k-1} + "
              r"A_{x2}X_k + b_2)\quad U_k = \tanh(A_{yU}y_{k-1} + A_{xU}X_k + b_U)")
     st.latex(r"C_k = \sigma_1 C_{k-1} + \sigma_2 U_k \qquad y_k = \sigma_3 \tanh(C_k)")

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dnn2core import data, evaluation, experiments, keras_code, plots, runs
+from dnn2core import data, evaluation, experiments, keras_code, runs
 from dnn2core import tricks as tr
 from dnn2core.training import Budget
 from dnn2ui import live
@@ -141,6 +141,7 @@ with tab_stop:
                                        optimizer=es_net.optimizer, learning_rate=es_net.learning_rate,
                                        compare=es_compare),
         budget=BUDGET, seed=int(seed), start_label="Start: early stopping", seed_key=url.key("seed"),
+        style=live.ViewStyle(curves={"loss": dict(mark_best=True, title="Loss, best validation epoch starred")}),
         label=f"{n_stop:,} digits · up to {es_epochs} ep · patience {patience}")
     if job is None:
         st.info("Press **Start**. Watch the solid (validation) loss turn up while the dashed (training) loss keeps "
@@ -159,20 +160,17 @@ with tab_stop:
             c4.metric("Validation loss of the kept weights", f"{report['kept_val_loss']:.4f}",
                       delta=f"{report['kept_val_loss'] - report['best_val_loss']:+.1e} vs best",
                       delta_color="off")
-            st.plotly_chart(plots.training_curves_figure(job.history_frame(), "loss", mark_best=True,
-                                                         title="Loss, best validation epoch starred"),
-                            key="tricks.stop_best")
             words = (f"Stopped after epoch {report['epochs_run']}, {report['epochs_run'] - report['best_epoch']} "
                      f"epochs past the best one" if report["stopped_early"] else "Ran every epoch")
             st.markdown(f"{words}. The last epoch's validation loss was **{report['last_val_loss']:.4f}**; the "
                         f"weights the model holds now give **{report['kept_val_loss']:.4f}**, the best epoch's "
                         f"**{report['best_val_loss']:.4f}**: `restore_best_weights` put them back.")
             other = snap.models.get("All epochs")
-            if other is not None and "final_val_loss" in other.results:
-                st.caption(f"Without early stopping the final weights give validation loss "
-                           f"{other.results['final_val_loss']:.4f} and accuracy "
-                           f"{other.results['final_val_accuracy']:.1%}; with it, accuracy "
-                           f"{mp.results['final_val_accuracy']:.1%}.")
+            if other is not None and "final_val_loss" in other.results and "final_val_accuracy" in mp.results:
+                st.markdown(tr.early_stopping_verdict(mp.results, mp.epoch, other.results, other.epoch,
+                                                      len(d_stop.y_val)))
+            elif other is None:
+                st.caption("Tick *Also train for every epoch* to compare with a run that does not stop.")
     live.results_footer(STOP, job, "val_loss", part="stop")
     st.code(keras_code.tricks_code("stop", es_spec.settings), language="python")
 

@@ -295,3 +295,30 @@ def test_lstm_gates_by_hand_equal_keras(layout, extras):
     assert not np.any(steps[0].c_prev)  # the state starts at zero
     table = fc.gates_frame(steps, len(steps) - 1)
     assert list(table.columns[3:6]) == ["σ1 forget", "σ2 input", "U candidate"] and len(table) == 16
+
+
+def test_ranking_words_say_what_is_true():
+    ref = {"Dense": 0.0140, "SimpleRNN": 0.0139, "LSTM": 0.0123}  # the 500-epoch reference: the course's order
+    short = {"Dense": 0.016, "SimpleRNN": 0.020, "LSTM": 0.022}   # 10 epochs: dense first
+    words = fc.ranking_words(short, 10, ref, 500)
+    assert "**Dense < SimpleRNN < LSTM**" in words and "**LSTM < SimpleRNN < Dense** (the course's order)" in words
+    assert "The order is reversed" in words and "10 epochs are too few" in words
+    assert "the same order as the 500-epoch reference run and the course" in fc.ranking_words(ref, 500, ref, 500)
+    frame = fc.ranking_frame(short, 10, ref, 500).set_index("network")
+    assert frame["this run, 10 epochs: rank"].to_dict() == {"Dense": 1, "SimpleRNN": 2, "LSTM": 3}
+    assert frame["reference, 500 epochs: rank"].to_dict() == {"Dense": 3, "SimpleRNN": 2, "LSTM": 1}
+    assert frame["the course (its freeway), 500 epochs: val MSE"].to_dict() == fc.COURSE_MSE
+    assert fc.networks_mse({"LSTM": {"val_loss": 0.5}, "Dense": {"val_mse": 0.25, "val_loss": 9}}) == {
+        "Dense": 0.25, "LSTM": 0.5}
+
+
+def test_cleaning_report_as_a_table():
+    t = pd.date_range("2020-01-01", periods=400, freq="h")
+    keep = np.r_[0:100, 103:200, 260:400]
+    frame = pd.DataFrame({"t": t[keep].astype(str), "v": np.arange(len(keep), dtype=float)})
+    cleaned = fc.clean_hourly(frame, "t", "v", max_gap=6, policy="longest")
+    table = cleaned.report.table().set_index("step")
+    assert list(table.columns) == ["how many", "what was done"]
+    assert table.loc["short gaps (at most 6 h)", "how many"] == "1"
+    assert table.loc["long gaps (over 6 h)", "how many"] == "1"
+    assert table.loc["hours used", "how many"] == f"{len(cleaned.series):,}"

@@ -8,6 +8,9 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import base64
+import json
+
 from conftest import own_runs, qp, run_registry, open_page
 
 from dnn2core import regression as reg
@@ -24,6 +27,10 @@ def text(at) -> str:
 
 def dollars(value: str) -> float:
     return float(value.replace("$", "").replace(",", ""))
+
+
+def charts(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
 
 def test_tiny_run_then_baselines_with_the_network_row(no_local_data):
@@ -44,16 +51,72 @@ def test_tiny_run_then_baselines_with_the_network_row(no_local_data):
     mae = dollars(shown["Dev MAE"])
     assert mae == pytest.approx(snap.models["Network"].results["dev_mae"], abs=1)
     assert 5_000 < mae < 200_000
+    # the run table: money as money (no raw 1482496000), the MSE loss as an RMSE in dollars
+    run_table = next(d.value for d in at.dataframe if "model" in d.value.columns and "state" in d.value.columns)
+    row = run_table.iloc[0]
+    assert "loss" not in run_table.columns and "val_loss" not in run_table.columns
+    history = snap.models["Network"].history
+    assert row["dev MAE ($)"] == reg.money(history["val_mae"][-1]) and row["dev MAE ($)"].startswith("$")
+    assert dollars(row["train RMSE ($)"]) == pytest.approx(np.sqrt(history["loss"][-1]), abs=1)
+    # the curve: MAE in dollars on a log axis, train and dev in two colours (no dollars² chart)
+    curve = next(c for c in charts(at) if c["layout"]["title"]["text"].startswith("Mean absolute error in dollars"))
+    assert curve["layout"]["yaxis"]["type"] == "log" and curve["layout"]["xaxis"]["tickformat"] == "d"
+    mine = {t["name"]: t["line"]["color"] for t in curve["data"] if not t["name"].startswith("Course")}
+    assert mine["Network · train"] != mine["Network · validation"]
+    assert not any(c["layout"]["title"]["text"] == "loss" for c in charts(at))
     at.button(key="housing.baselines_go").click().run()
     assert not at.exception, at.exception
     table = next(d.value for d in at.dataframe if "method" in d.value.columns)
     assert list(table["method"]) == ["Network (course)", *reg.BASELINES]
     assert np.isfinite(table["dev MAE ($)"].to_numpy(dtype=float)).all()
     assert table.set_index("method").loc["Gradient boosting", "dev MAE ($)"] < 30_000
+    standing = reg.network_vs_baselines(table)
+    if standing["rank"] > 1:  # where the network stands, in the table's own numbers
+        assert f"Here the network comes **{standing['rank']} of 6**" in text(at)
+    assert at.expander[-1].label == "Why the network loses to boosting and linear models on this table"
+    assert "No feature scaling in the course pipeline" in text(at)
     # a toggle changes the URL and the code, never starts a run
     at.toggle(key="housing.log").set_value(True).run()
     assert qp(at, "log") == "1" and len(run_registry().store.runs("housing", include_reference=False)) == 1
     assert "np.log(training_observations)" in " ".join(c.value for c in at.code)
+
+
+def test_the_courses_5000_epoch_run_is_drawn_and_read(no_local_data):
+    at = page()
+    long_run = next(r for r in run_registry().store.runs("housing") if r.reference and r.settings["epochs"] == 5000)
+    history = run_registry().view(long_run.key).snapshot().models["Network"].history
+    summary = reg.long_run_summary(history["mae"], history["val_mae"])
+    assert summary["epochs"] == 5000
+    story = " ".join(reg.long_run_story(summary))
+    assert story in text(at) and reg.money(summary["final_train"]) in story
+    assert "double descent" in text(at)
+    fig = next(c for c in charts(at) if "5,000 epochs" in c["layout"]["title"]["text"])
+    assert fig["layout"]["yaxis"]["type"] == "log"
+    xs = fig["data"][0]["x"]  # Plotly sends long arrays as typed base64
+    xs = np.frombuffer(base64.b64decode(xs["bdata"]), dtype=xs["dtype"]) if isinstance(xs, dict) else np.asarray(xs)
+    assert len(xs) == 5000 and xs[0] == 1 and xs[-1] == 5000
+    # the 500-epoch run's last epoch beside the long run's median there
+    assert f"ended at {reg.money(40773.73)} dev MAE" in " ".join(c.value for c in at.caption)
+
+
+def test_money_table_and_long_run_numbers():
+    frame = pd.DataFrame([{"model": "Network", "state": "done", "loss": 1482496000.0, "mae": 3963.7,
+                           "val_loss": 2378116864.0, "val_mae": 28707.7, "dev_mae": 28707.7, "dev_rmse": 48765.9}])
+    money = reg.money_table(frame, log_target=False).iloc[0].to_dict()
+    assert money == {"model": "Network", "state": "done", "train RMSE ($)": "$38,503", "train MAE ($)": "$3,964",
+                     "dev RMSE ($)": "$48,766", "dev MAE ($)": "$28,708", "dev MAE ($), kept weights": "$28,708",
+                     "dev RMSE ($), kept weights": "$48,766"}
+    logged = reg.money_table(frame.assign(mae=0.0119, mae_dollars=2460.6), log_target=True).iloc[0].to_dict()
+    assert logged["train MAE (log price)"] == "0.0119" and logged["train MAE ($)"] == "$2,461"
+    assert "1482496000" not in " ".join(map(str, money.values()))
+    # a dev curve that falls, rises by 20% and falls again: the double-descent words; one that only falls: none
+    dev = np.r_[np.linspace(100, 50, 100), np.linspace(50, 60, 100), np.linspace(60, 45, 100)] * 1000
+    s = reg.long_run_summary(np.linspace(90_000, 2_000, 300), dev, window=5)
+    assert abs(s["low_epoch"] - 100) <= 3 and abs(s["peak_epoch"] - 200) <= 3 and s["min_epoch"] == 300
+    assert "double descent" in " ".join(reg.long_run_story(s))
+    s = reg.long_run_summary(np.linspace(90_000, 40_000, 300), np.linspace(100_000, 50_000, 300), window=5)
+    words = " ".join(reg.long_run_story(s))
+    assert "no sign of overfitting" in words and "not complex enough" in words
 
 
 def test_kaggle_file_reproduces_the_course_split(shared_data_dir):

@@ -49,6 +49,15 @@ def test_one_epoch_run_shows_curves_metrics_and_summary(no_local_data):
     assert len(charts) >= 6  # loss + accuracy curves, networks, confusion matrices, galleries
     accuracies = [m for m in at.metric if "test accuracy" in m.label]
     assert len(accuracies) == 2
+    # the run beside the course's settings on this server (the shipped reference) and the course's numbers
+    against = next(d.value for d in at.dataframe if "the course says" in d.value.columns).set_index("model")
+    assert against["the course says"].to_dict() == {"Dense": "about 97.0%", "CNN": "about 99.3%"}
+    ref = next(r for r in run_registry().store.runs("mnist") if r.reference)
+    assert ref.settings["n"] == 60000 and ref.settings["epochs"] == 5 and ref.settings["opt"] == "rmsprop"
+    ref_col = "the course's settings on this server (60,000 digits, 5 ep)"
+    assert against[ref_col].to_dict() == {n: f"{ref.metrics[n]['test_accuracy']:.2%}" for n in ("Dense", "CNN")}
+    assert against["this run (500 digits, 1 ep)"].to_dict() == {
+        n: f"{rec.metrics[n]['test_accuracy']:.2%}" for n in ("Dense", "CNN")}
     # a widget change re-runs the page, never the training
     at.slider(key="mnist.epochs").set_value(3).run()
     assert len(run_registry().store.runs("mnist", include_reference=False)) == 1

@@ -32,7 +32,27 @@ def test_tiny_run_shows_curves_results_forecasts_and_gates(no_local_data):
     at = page(hours="500", epochs="1", layout="sequence", seed="1")
     assert at.title[0].value == "Forecasting traffic"
     assert any("stand-in" in w.value and "electricity demand" in w.value for w in at.warning)
-    assert "aggregated to hours by their mean" in text(at)
+    cleaning = frame_with(at, "what was done").set_index("step")  # "What the cleaning did", as a table
+    assert cleaning.loc["readings per hour", "what was done"] == "aggregated by their mean"
+    assert {"rows read", "hours used"} <= set(cleaning.index)
+    # the all-hours chart: a daily band with a range slider, the hourly line one click away
+    import json
+    overview = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                    if "day by day" in json.loads(c.proto.spec)["layout"]["title"]["text"])
+    assert overview["layout"]["xaxis"]["rangeslider"]["visible"] is True
+    assert [t.get("fill") for t in overview["data"]][:2] == [None, "tonexty"]
+    assert overview["data"][-1]["visible"] == "legendonly"
+    # the RNN theory: state and memory, the SimpleRNN equation, autoregression, the course's slip flagged
+    assert any(r"y_k = \tanh(A_y\,y_{k-1} + A_x\,X_k + b)" in l.value for l in at.latex)
+    assert "State and memory" in text(at) and "autoregression with a nonlinearity" in text(at)
+    assert any("scikit-learn has no recurrent networks" in c.value for c in at.caption)
+    # before a run: the reference run's numbers beside the course's, and no promise that 1 epoch ranks them
+    ranking = frame_with(at, "reference, 500 epochs: val MSE").set_index("network")
+    ref_run = next(r for r in run_registry().store.runs("sequences") if r.reference and r.settings["layout"] == "sequence")
+    from dnn2core import forecasting as fc
+    assert ranking["reference, 500 epochs: val MSE"].to_dict() == pytest.approx(fc.networks_mse(ref_run.metrics))
+    assert ranking["reference, 500 epochs: rank"]["LSTM"] == 1  # the course's winner, after 500 epochs
+    assert "the ranking is not settled" in " ".join(i.value for i in at.info)
     shapes = frame_with(at, "shape")
     assert shapes.set_index("array")["shape"].to_dict()["dataX"] == "(470, 6, 1)"
     params = frame_with(at, "params (Keras)").set_index("model")["params (Keras)"].to_dict()
@@ -54,6 +74,16 @@ def test_tiny_run_shows_curves_results_forecasts_and_gates(no_local_data):
     for name in ("Dense", "SimpleRNN", "LSTM"):  # the table scores exactly what Keras validated
         assert results.loc[name, "val MSE"] == pytest.approx(snap.models[name].history["val_loss"][-1], rel=1e-4)
     assert len(at.get("plotly_chart")) >= 8  # series x2, loss + mae curves, window, one-step, horizon, gates
+    # this run's ranking, said as it is, beside the 500-epoch reference run's (its numbers, not hard-coded)
+    from dnn2core import forecasting as fc
+    mine = {n: snap.models[n].history["val_loss"][-1] for n in ("Dense", "SimpleRNN", "LSTM")}
+    ref = next(r for r in run_registry().store.runs("sequences") if r.reference and r.settings["layout"] == "sequence")
+    ref_mse = fc.networks_mse(ref.metrics)
+    assert fc.ranking_words(fc.networks_mse(run_registry().store.get(key).metrics), 1, ref_mse, 500) in text(at)
+    ranked = frame_with(at, "this run, 1 epoch: val MSE").set_index("network")
+    assert ranked["this run, 1 epoch: val MSE"].to_dict() == pytest.approx(mine, rel=1e-4)
+    assert ranked["reference, 500 epochs: val MSE"].to_dict() == pytest.approx(ref_mse)
+    assert ranked["the course (its freeway), 500 epochs: rank"].to_dict() == {"LSTM": 1, "SimpleRNN": 2, "Dense": 3}
     gates = frame_with(at, "σ1 forget")
     assert len(gates) == 16 and gates["σ1 forget"].between(0, 1).all()
     diff = float(re.search(r"largest difference \*\*([0-9.e+-]+)\*\*", text(at)).group(1))
@@ -87,7 +117,9 @@ def test_uploads_detect_columns_and_bad_files_get_messages(no_local_data):
     assert not at.exception and not at.error, [e.value for e in at.error]
     selects = {s.label: s.value for s in at.selectbox}
     assert selects["Timestamp column"] == "5 Minutes" and selects["Value column"] == "Flow (Veh/5 Minutes)"
-    assert "About 12 readings per hour" in text(at) and "Using 300 consecutive hours" in text(at)
+    cleaning = frame_with(at, "what was done").set_index("step")
+    assert cleaning.loc["readings per hour", "how many"] == "about 12"
+    assert cleaning.loc["hours used", "how many"] == "300"
 
     # text in the value column
     hours = pd.date_range("2020-01-01", periods=300, freq="h").astype(str)

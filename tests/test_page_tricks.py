@@ -49,6 +49,18 @@ def test_three_tiny_experiments(no_local_data):
     val = snap.models["Early stopping"].history["val_loss"]
     assert int(shown["Best epoch"]) == val.index(min(val)) + 1
     assert "restore_best_weights" in text(at)
+    # the result commented from the run's own numbers; one loss chart (the run's, best epoch starred)
+    from dnn2core import tricks as tr
+    es, every = snap.models["Early stopping"], snap.models["All epochs"]
+    verdict = tr.early_stopping_verdict(es.results, es.epoch, every.results, every.epoch, 1000)
+    assert verdict in text(at)
+    assert f"**With early stopping: {es.results['final_val_accuracy']:.1%}**" in verdict
+    assert f"**without: {every.results['final_val_accuracy']:.1%}**" in verdict
+    import json
+    loss_charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    loss_charts = [c for c in loss_charts if c["layout"]["yaxis"]["title"]["text"] == "loss"
+                   and any(t["name"].startswith("Early stopping") for t in c["data"])]
+    assert len(loss_charts) == 1 and any("best epoch" in t["name"] for t in loss_charts[0]["data"])
     # 3. rare classes: four trainings, five rows; the corrections raise the rare digit's recall
     snap = finish(at, "prior")
     assert list(snap.models) == ["No correction", "Subsampling", "Duplication", "Class weights"]
@@ -59,6 +71,20 @@ def test_three_tiny_experiments(no_local_data):
     at.selectbox(key="tricks.cm_of").set_value("Class weights").run()
     assert not at.exception
     assert len(run_registry().store.runs("tricks", include_reference=False)) == 3 and qp(at, "pr_class") == "7"
+
+
+def test_early_stopping_verdict_reads_the_numbers():
+    from dnn2core import tricks as tr
+    # the run: 85.4% with, 86.0% without, on 1,000 digits: within the noise, and the loss disagrees
+    words = tr.early_stopping_verdict({"final_val_accuracy": 0.854, "final_val_loss": 0.50}, 9,
+                                      {"final_val_accuracy": 0.860, "final_val_loss": 0.71}, 40, 1000)
+    assert "**With early stopping: 85.4%**" in words and "**without: 86.0%** after 40" in words
+    assert "0.6-point difference is within the noise of 1,000 validation digits" in words
+    assert "the two measures disagree" in words and "31 of 40 epochs (78% of the training time)" in words
+    big = tr.early_stopping_verdict({"final_val_accuracy": 0.90, "final_val_loss": 0.3}, 10,
+                                    {"final_val_accuracy": 0.80, "final_val_loss": 0.9}, 40, 1000)
+    assert "Early stopping wins by 10.0 points" in big and "disagree" not in big
+    assert 0.02 < tr.accuracy_noise(0.857, 1000) < 0.04
 
 
 def test_settings_travel_in_the_url_and_never_start_a_run(no_local_data):
