@@ -113,7 +113,8 @@ def test_a_worker_is_replaced_after_its_job_limit(tmp_path, mnist):
             key, view = _start(reg, mnist, _settings(seed, epochs=1, n=300))
             assert reg.wait(key, 180).state == "done"
             pids.append(view.job.worker_pid)
-        assert pids[0] != pids[1] and pool.started == 2
+        # the second job ran on the replacement; that one retires too (a third may be starting already)
+        assert pids[0] != pids[1] and pool.started in (2, 3)
     finally:
         pool.close()
 
