@@ -32,7 +32,7 @@ __all__ = ["JobRegistry", "LearnerLimit", "RunView", "collect_garbage", "learner
 logger = logging.getLogger(__name__)
 
 SYNC_INTERVAL = 1.0  # seconds between progress writes (the page polls once a second)
-QUIET_COLLECT_S = 60.0  # with no job live, collect garbage this often
+QUIET_COLLECT_S = 30.0  # with no job live, collect garbage (and expire closed tabs' sessions) this often
 
 
 def collect_garbage() -> None:

@@ -43,10 +43,17 @@ def expire_disconnected_sessions() -> bool:
     try:
         from streamlit.runtime import Runtime
 
+        import asyncio
+
         runtime = Runtime.instance()
         cache = runtime._session_mgr._session_storage._cache
         loop = runtime._get_async_objs().eventloop
-        loop.call_soon_threadsafe(cache.expire)
+
+        async def expire() -> None:
+            cache.expire()
+
+        # wait for it: the caller collects garbage next, and should find the dropped sessions
+        asyncio.run_coroutine_threadsafe(expire(), loop).result(timeout=10)
         return True
     except Exception:  # noqa: BLE001 - another Streamlit version, or no server (tests): nothing to do
         return False
