@@ -32,6 +32,7 @@ __all__ = ["JobRegistry", "LearnerLimit", "RunView", "collect_garbage", "learner
 logger = logging.getLogger(__name__)
 
 SYNC_INTERVAL = 1.0  # seconds between progress writes (the page polls once a second)
+STORE_ATTEMPTS = 3  # tries to write a finished run before it is recorded as failed
 QUIET_COLLECT_S = 30.0  # with no job live, collect garbage (and expire closed tabs' sessions) this often
 
 
@@ -112,6 +113,7 @@ class _Entry:
     session: str
     persisted: bool = False
     last_watch_seen: float = 0.0
+    store_failures: int = 0
 
 
 class RunView:
@@ -382,5 +384,12 @@ class JobRegistry:
         if getattr(job, "stored", False):  # a worker wrote the finished run itself
             entry.persisted = True
             return
-        persist_job(self.store, key, self.owner, snap, job.models, job.artifacts)
+        try:
+            persist_job(self.store, key, self.owner, snap, job.models, job.artifacts)
+        except Exception as exc:  # noqa: BLE001 - a run that cannot be written must not stay "running"
+            entry.store_failures += 1
+            if entry.store_failures < STORE_ATTEMPTS:
+                raise  # logged by the sync loop; tried again in a second (h5py can fail once under load)
+            self.store.fail(key, self.owner, state="failed", progress=snap.to_dict(),
+                            message=f"The run trained but could not be stored: {type(exc).__name__}: {exc}")
         entry.persisted = True

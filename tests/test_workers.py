@@ -170,3 +170,41 @@ def test_worker_settings_come_from_the_environment(monkeypatch):
     monkeypatch.delenv("DNN2_WORKERS")
     monkeypatch.setenv("DNN2_MAX_JOBS", "2")
     assert default_workers() == 2  # one worker per training slot
+
+
+def test_a_run_that_cannot_be_stored_is_retried_then_failed_not_left_running(tmp_path, monkeypatch):
+    import numpy as np
+
+    from dnn2core import jobs
+
+    calls = []
+    real = jobs.persist_job
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise TypeError("Operation not defined for data type class")  # h5py, once, under load
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "persist_job", flaky)
+    x, y = np.zeros((64, 784), "float32"), np.zeros(64, "int64")
+    runs = [ModelRun("Dense", partial_dense(), dict(x=x, y=y, epochs=1, batch_size=32))]
+    reg = JobRegistry(RunStore(tmp_path / "a"), JobGate(1))
+    spec = RunSpec("mnist", {"seed": 2}, data="x", version=1)
+    reg.start(spec, lambda: runs, budget=Budget(), seed=2, label="t", session="s")
+    assert reg.wait(spec.key, 60).state == "done" and len(calls) == 2  # the second attempt stored it
+
+    monkeypatch.setattr(jobs, "persist_job", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    reg2 = JobRegistry(RunStore(tmp_path / "b"), JobGate(1))
+    reg2.start(spec, lambda: [ModelRun("Dense", partial_dense(), dict(x=x, y=y, epochs=1, batch_size=32))],
+               budget=Budget(), seed=2, label="t", session="s")
+    record = reg2.wait(spec.key, 60)
+    assert record.state == "failed" and "could not be stored: OSError: disk full" in record.message
+
+
+def partial_dense():
+    from functools import partial
+
+    from dnn2core import models
+
+    return partial(models.build_mnist_dense, "sequential", "adam", 0.001)
