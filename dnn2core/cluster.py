@@ -24,7 +24,7 @@ from typing import Any
 
 from dnn2core.training import Budget, JobProgress, ModelRun
 
-__all__ = ["RayJob", "connect", "job_resources", "ray_address"]
+__all__ = ["RayJob", "connect", "job_resources", "ray_address", "shutdown"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,10 +81,39 @@ def connect(address: str | None = None) -> Any:
                 ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False,
                          num_cpus=int(os.environ.get("DNN2_RAY_CPUS", "0")) or None,
                          runtime_env={"env_vars": {"PYTHONPATH": root}})
+                import atexit
+
+                atexit.register(shutdown)  # a cluster this process started leaves no session folder
             else:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
         _remote = ray.remote(max_calls=MAX_CALLS, max_retries=0)(_train_on_cluster)
         return _remote
+
+
+def shutdown() -> None:
+    """Stop the Ray connection; a cluster this process started (``local``) also loses its session
+    folder under /tmp/ray, which Ray itself keeps for post-mortems."""
+    global _remote
+    with _lock:
+        try:
+            import ray
+        except ImportError:
+            return
+        if not ray.is_initialized():
+            _remote = None
+            return
+        node = getattr(getattr(ray, "_private", None) and ray._private.worker, "_global_node", None)
+        session = node.get_session_dir_path() if node is not None and node.head else None
+        ray.shutdown()
+        _remote = None
+    if session:
+        import shutil
+        from pathlib import Path
+
+        shutil.rmtree(session, ignore_errors=True)
+        latest = Path(session).parent / "session_latest"
+        if latest.is_symlink() and not latest.exists():
+            latest.unlink()
 
 
 def _train_on_cluster(key: str, owner: str, store_path: str, store_max_bytes: int, runs: bytes, budget: Budget,

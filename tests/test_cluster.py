@@ -31,10 +31,11 @@ def local_cluster():
     mp.setenv("DNN2_RAY_CPUS", "2")
     mp.setenv("DNN2_CPU_PER_JOB", "2")  # one job at a time on this 2-core cluster: the next one queues
     cluster.connect()
+    session = ray._private.worker._global_node.get_session_dir_path()
     yield
-    ray.shutdown()
-    cluster._remote = None
+    cluster.shutdown()
     mp.undo()
+    assert not os.path.exists(session)  # the local cluster's folder under /tmp/ray is gone
 
 
 @pytest.fixture(scope="module")

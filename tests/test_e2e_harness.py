@@ -19,3 +19,23 @@ def test_server_removes_its_run_store_when_it_stops(tmp_path, monkeypatch):
         runs_dir = Path(server.env["DNN2_RUNS_DIR"])
         assert runs_dir.is_dir() and runs_dir.name.startswith("dnn2-e2e-runs-")
     assert not runs_dir.exists()
+
+
+def test_run_stores_of_killed_harness_processes_are_swept(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from harness import RUNS_PREFIX, sweep_stale_run_dirs
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / f"{RUNS_PREFIX}{dead}-abc"
+    legacy = tmp_path / f"{RUNS_PREFIX}028w1zpr"  # a name from before the pid was in it
+    live = tmp_path / f"{RUNS_PREFIX}{os.getpid()}-def"
+    for d in (stale, legacy, live):
+        d.mkdir()
+    assert sorted(sweep_stale_run_dirs()) == sorted([stale, legacy])
+    assert live.exists() and not stale.exists() and not legacy.exists()

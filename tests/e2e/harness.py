@@ -99,6 +99,27 @@ def health(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+RUNS_PREFIX = "dnn2-e2e-runs-"
+
+
+def sweep_stale_run_dirs() -> list[Path]:
+    """Remove the run stores of harness processes that are gone (killed before they could clean up)."""
+    removed = []
+    for d in Path(tempfile.gettempdir()).glob(f"{RUNS_PREFIX}*"):
+        pid = d.name[len(RUNS_PREFIX):].split("-", 1)[0]
+        if pid.isdigit():
+            try:
+                os.kill(int(pid), 0)
+                continue  # its harness still runs
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+        shutil.rmtree(d, ignore_errors=True)  # gone, or an old name without a pid
+        removed.append(d)
+    return removed
+
+
 class ServerError(RuntimeError):
     pass
 
@@ -137,8 +158,10 @@ class Server:
 
     def start(self) -> "Server":
         if "DNN2_RUNS_DIR" not in (self._env_override or {}):
-            # never the machine's ~/.dnn2/runs: a fresh store, removed again by stop()
-            self._own_runs_dir = tempfile.mkdtemp(prefix="dnn2-e2e-runs-")
+            # never the machine's ~/.dnn2/runs: a fresh store, removed again by stop(); its name carries
+            # this process's pid, so a later run removes it if this one was killed before stop()
+            sweep_stale_run_dirs()
+            self._own_runs_dir = tempfile.mkdtemp(prefix=f"{RUNS_PREFIX}{os.getpid()}-")
             self.env["DNN2_RUNS_DIR"] = self._own_runs_dir
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
