@@ -20,18 +20,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from harness import _IDLE_JS, Server, launch_browser  # noqa: E402
+from bench_waiting import open_page  # noqa: E402
+from harness import Server, launch_browser  # noqa: E402
 
 LINK = "/mnist?n=5000&epochs=20&models=CNN&seed={seed}"
-
-
-def open_page(browser, url: str):
-    ctx = browser.new_context(viewport={"width": 1300, "height": 900})
-    page = ctx.new_page()
-    page.goto(url, wait_until="commit")
-    page.wait_for_function(_IDLE_JS, timeout=300_000, polling=250)
-    return ctx, page
 
 
 def summarise(raw: Path, top: int, name: str, possible: int) -> None:
