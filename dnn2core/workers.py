@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dnn2core.device import process_rss_mb
 from dnn2core.training import Budget, JobGate, JobProgress, ModelRun, QueueFull, default_max_jobs
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,14 +63,6 @@ def worker_limits() -> tuple[int, float]:
     """(jobs, MB) after which a worker is replaced by a fresh one: ``DNN2_WORKER_MAX_JOBS`` (default
     25) and ``DNN2_WORKER_MAX_MB`` (default 4096), so TensorFlow's per-model leftovers stay bounded."""
     return _read_int("DNN2_WORKER_MAX_JOBS", 25, minimum=1), float(_read_int("DNN2_WORKER_MAX_MB", 4096, minimum=1))
-
-
-def _rss_mb() -> float:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -118,7 +111,7 @@ def _worker_main(conn: "Connection", max_jobs: int, max_mb: float) -> None:
         if not (isinstance(msg, tuple) and msg[0] == "job"):
             continue  # a late Stop or heartbeat for a job that has already finished
         jobs += 1
-        if _train_order(conn, msg[1], lambda: jobs >= max_jobs or _rss_mb() > max_mb):
+        if _train_order(conn, msg[1], lambda: jobs >= max_jobs or process_rss_mb() > max_mb):
             return  # retired: the pool has started a fresh worker in its place
 
 
