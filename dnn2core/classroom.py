@@ -21,13 +21,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Collection, Iterable, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from dnn2core.device import process_rss_mb
+
 if TYPE_CHECKING:  # pragma: no cover
     from dnn2core.runs import RunStore
     from dnn2core.training import JobGate
 
 __all__ = [
     "Attempt", "CpuMeter", "GpuUsage", "JobRow", "KeyGuard", "PAUSED_WORDS", "PushLink", "Usage", "current_push",
-    "gpu_usage", "instructor_key", "live_jobs", "parse_link", "paused", "process_rss_mb", "push", "qr_png",
+    "gpu_usage", "instructor_key", "live_jobs", "parse_link", "paused", "push", "qr_png",
     "resolve", "set_paused", "short_url", "stop_push", "usage", "usage_lines",
 ]
 
@@ -351,14 +353,6 @@ def _meminfo(path: str = "/proc/meminfo") -> dict[str, int]:
     except (OSError, ValueError):
         pass
     return out
-
-
-def process_rss_mb(pid: int | str = "self") -> float:
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return 0.0
 
 
 @dataclass(frozen=True)

@@ -68,3 +68,13 @@ def tensorflow_loaded() -> bool:
     """True once some code has imported TensorFlow (lets the sidebar avoid importing it)."""
     import sys
     return "tensorflow" in sys.modules
+
+
+def process_rss_mb(pid: int | str = "self") -> float:
+    """A process's resident memory in MB from /proc (0 where there is none): the instructor's load
+    panel and a worker deciding to retire both read it, without psutil."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
