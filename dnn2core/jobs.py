@@ -14,6 +14,7 @@ import logging
 import os
 import pickle
 import threading
+import weakref
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
@@ -51,6 +52,18 @@ def collect_garbage() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
         pass
+
+
+def _sync_forever(ref: "weakref.ReferenceType[JobRegistry]", wake: threading.Event) -> None:
+    """The registry's sync thread: a round every SYNC_INTERVAL (or when woken) while it exists."""
+    while True:
+        wake.wait(SYNC_INTERVAL)
+        wake.clear()
+        registry = ref()
+        if registry is None:
+            return
+        registry._sync_round()
+        del registry
 
 
 class LearnerLimit(ValueError):
@@ -210,7 +223,11 @@ class JobRegistry:
         self.quiet_hooks: list[Callable[[], Any]] = []  # run at quiet moments, before the collection
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._sync_loop, name="dnn2-run-sync", daemon=True)
+        self._last_collect = time.monotonic()
+        # The thread holds only a weak reference: a registry nobody uses any more (a test's, a
+        # replaced cache entry's) lets its thread end instead of syncing and collecting forever.
+        self._thread = threading.Thread(target=_sync_forever, args=(weakref.ref(self), self._wake),
+                                        name="dnn2-run-sync", daemon=True)
         self._thread.start()
 
     # ---- pages ------------------------------------------------------------------------------
@@ -335,32 +352,34 @@ class JobRegistry:
 
     # ---- the sync thread --------------------------------------------------------------------
 
-    def _sync_loop(self) -> None:
-        last_collect = time.monotonic()
-        while True:
-            self._wake.wait(SYNC_INTERVAL)
-            self._wake.clear()
-            with self._lock:
-                entries = [e for e in self._entries.values() if not e.persisted]
-            for entry in entries:
-                try:
-                    self._sync(entry)
-                except Exception:  # noqa: BLE001 - one broken run must not stop the others' progress
-                    logger.exception("Run store sync failed for %s", entry.key)
-            with self._lock:  # forget persisted jobs: their models now live in the store
-                done = [k for k, e in self._entries.items() if e.persisted]
-                for key in done:
-                    del self._entries[key]
-                idle = not self._entries
-            now = time.monotonic()
-            if done or (idle and now - last_collect > QUIET_COLLECT_S):
-                for hook in list(self.quiet_hooks):
-                    try:
-                        hook()
-                    except Exception:  # noqa: BLE001 - housekeeping must never stop the sync loop
-                        logger.exception("Quiet-moment hook failed")
-                collect_garbage()
-                last_collect = now
+    def _sync_round(self) -> None:
+        """One pass of the sync thread: write live jobs' progress, forget persisted ones, and tidy up
+        at quiet moments (a full collection only when there is something to free: a job was just
+        written, or a quiet hook dropped something, e.g. closed tabs' sessions)."""
+        with self._lock:
+            entries = [e for e in self._entries.values() if not e.persisted]
+        for entry in entries:
+            try:
+                self._sync(entry)
+            except Exception:  # noqa: BLE001 - one broken run must not stop the others' progress
+                logger.exception("Run store sync failed for %s", entry.key)
+        with self._lock:  # forget persisted jobs: their models now live in the store
+            done = [k for k, e in self._entries.items() if e.persisted]
+            for key in done:
+                del self._entries[key]
+            idle = not self._entries
+        now = time.monotonic()
+        if not (done or (idle and now - self._last_collect > QUIET_COLLECT_S)):
+            return
+        freed = bool(done)
+        for hook in list(self.quiet_hooks):
+            try:
+                freed = bool(hook()) or freed
+            except Exception:  # noqa: BLE001 - housekeeping must never stop the sync loop
+                logger.exception("Quiet-moment hook failed")
+        if freed:
+            collect_garbage()
+        self._last_collect = now
 
     def _sync(self, entry: _Entry) -> None:
         job, key = entry.job, entry.key

@@ -59,6 +59,14 @@ def default_workers() -> int:
     return _read_int("DNN2_WORKERS", default_max_jobs())
 
 
+def worker_nice() -> int:
+    """How much lower than the web process a worker runs (``DNN2_WORKER_NICE``, default 5, 0 = same).
+
+    Pages first: on a small server the worker and the web process share the cores, and a learner's
+    click must not wait behind another learner's epoch. Training still gets every idle cycle."""
+    return _read_int("DNN2_WORKER_NICE", 5)
+
+
 def worker_limits() -> tuple[int, float]:
     """(jobs, MB) after which a worker is replaced by a fresh one: ``DNN2_WORKER_MAX_JOBS`` (default
     25) and ``DNN2_WORKER_MAX_MB`` (default 4096), so TensorFlow's per-model leftovers stay bounded."""
@@ -86,9 +94,15 @@ class _JobOrder:
     artifacts: dict
 
 
-def _worker_main(conn: "Connection", max_jobs: int, max_mb: float) -> None:
+def _worker_main(conn: "Connection", max_jobs: int, max_mb: float, nice: int = 0) -> None:
     """A worker's life: import TensorFlow, say ready, train jobs until told to exit or retired."""
     from dnn2core.device import configure_tensorflow
+
+    if nice > 0:
+        try:
+            os.nice(nice)
+        except OSError:  # a platform or container that refuses it: train at the same priority
+            pass
 
     parent = os.getppid()
 
@@ -170,10 +184,10 @@ def _train_order(conn: "Connection", order: _JobOrder, retire: Any) -> bool:
 class _Worker:
     """One worker process and its pipe, as the pool sees it."""
 
-    def __init__(self, ctx: Any, max_jobs: int, max_mb: float) -> None:
+    def __init__(self, ctx: Any, max_jobs: int, max_mb: float, nice: int = 0) -> None:
         parent, child = ctx.Pipe()
         self.conn = parent
-        self.process = ctx.Process(target=_worker_main, args=(child, max_jobs, max_mb), name="dnn2-worker",
+        self.process = ctx.Process(target=_worker_main, args=(child, max_jobs, max_mb, nice), name="dnn2-worker",
                                    daemon=True)
         self.process.start()
         child.close()
@@ -214,7 +228,8 @@ class _Worker:
 class WorkerPool:
     """``size`` worker processes, started at once (warm) and replaced when one retires or dies."""
 
-    def __init__(self, size: int, *, max_jobs: int | None = None, max_mb: float | None = None) -> None:
+    def __init__(self, size: int, *, max_jobs: int | None = None, max_mb: float | None = None,
+                 nice: int | None = None) -> None:
         import multiprocessing
 
         if size < 1:
@@ -222,10 +237,11 @@ class WorkerPool:
         limits = worker_limits()
         self.max_jobs = max_jobs if max_jobs is not None else limits[0]
         self.max_mb = max_mb if max_mb is not None else limits[1]
+        self.nice = nice if nice is not None else worker_nice()
         # spawn, never fork: the web process runs threads, and TensorFlow must not be forked
         self._ctx = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
-        self._idle: list[_Worker] = [_Worker(self._ctx, self.max_jobs, self.max_mb) for _ in range(size)]
+        self._idle: list[_Worker] = [_Worker(self._ctx, self.max_jobs, self.max_mb, self.nice) for _ in range(size)]
         self._busy: set[_Worker] = set()
         self.size = size
         self.started = size  # workers started so far (replacements included)
@@ -255,7 +271,7 @@ class WorkerPool:
 
     def _spawn_locked(self) -> _Worker:
         self.started += 1
-        return _Worker(self._ctx, self.max_jobs, self.max_mb)
+        return _Worker(self._ctx, self.max_jobs, self.max_mb, self.nice)
 
     def pids(self) -> list[int]:
         with self._lock:

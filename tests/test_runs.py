@@ -215,6 +215,24 @@ def test_watchers_and_stop_requests(tmp_path):
     assert store.stop_requested(key)
 
 
+def test_a_sessions_watch_is_written_at_most_every_few_seconds_but_at_once_for_a_new_run(tmp_path):
+    store = RunStore(tmp_path)
+    key = run_key("mnist", {"seed": 10})
+    store.claim(key, "mnist", {"seed": 10}, owner=OWNER)
+    store.watch(key, "s1")
+    first = store.last_watched(key)
+    time.sleep(0.05)
+    store.watch(key, "s1")  # a rerun a moment later: no write (each rerun of a waiting page calls it)
+    assert store.last_watched(key) == first
+    store.watch(key, "s2")  # another learner is written at once
+    assert store.watchers(key) == 2
+    store.fail(key, OWNER, state="failed", message="x")
+    store.claim(key, "mnist", {"seed": 10}, owner=OWNER)  # retrained: the old watchers are cleared...
+    assert store.watchers(key) == 0
+    store.watch(key, "s1")  # ... and the same session's next watch is written at once
+    assert store.watchers(key) == 1
+
+
 def test_run_json_is_the_record(tmp_path):
     store = RunStore(tmp_path)
     key = run_key("mnist", {"seed": 4})

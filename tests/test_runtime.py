@@ -27,7 +27,7 @@ def test_app_and_every_page_install_the_protection():
 def test_expiring_closed_sessions_is_harmless_without_a_server():
     from dnn2ui.runtime import expire_disconnected_sessions
 
-    assert expire_disconnected_sessions() is False  # no Streamlit runtime in a unit test
+    assert expire_disconnected_sessions() == 0  # no Streamlit runtime in a unit test
 
 
 def test_quiet_hooks_run_when_a_job_is_stored(tmp_path):
@@ -56,3 +56,35 @@ def test_quiet_hooks_run_when_a_job_is_stored(tmp_path):
     while not calls and __import__("time").time() < deadline:
         __import__("time").sleep(0.1)
     assert calls
+
+
+def test_an_idle_registry_collects_only_when_something_was_freed(tmp_path, monkeypatch):
+    """A full collection holds the GIL (long, with TensorFlow loaded): an idle server must not run one
+    every half minute for nothing, and a registry nobody holds must let its thread end."""
+    import gc
+    import time
+    import weakref
+
+    from dnn2core import jobs
+    from dnn2core.jobs import JobRegistry
+    from dnn2core.runs import RunStore
+    from dnn2core.training import JobGate
+
+    collected = []
+    monkeypatch.setattr(jobs, "collect_garbage", lambda: collected.append(1))
+    monkeypatch.setattr(jobs, "QUIET_COLLECT_S", 0.0)
+    reg = JobRegistry(RunStore(tmp_path), JobGate(1))
+    freed = [0]
+    reg.quiet_hooks.append(lambda: freed[0])
+    reg._sync_round()
+    reg._sync_round()
+    assert collected == []  # nothing freed: no collection
+    freed[0] = 3  # e.g. three closed tabs' sessions expired
+    reg._sync_round()
+    assert collected == [1]
+    thread, ref = reg._thread, weakref.ref(reg)
+    del reg
+    gc.collect()
+    assert ref() is None
+    thread.join(5)
+    assert not thread.is_alive()

@@ -14,7 +14,7 @@ from dnn2core import data, experiments
 from dnn2core.jobs import JobRegistry
 from dnn2core.runs import RunSpec, RunStore
 from dnn2core.training import Budget, JobGate, ModelRun, TrainingJob
-from dnn2core.workers import RemoteJob, WorkerPool, default_workers, worker_limits
+from dnn2core.workers import RemoteJob, WorkerPool, default_workers, worker_limits, worker_nice
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def mnist():
 
 @pytest.fixture(scope="module")
 def pool():
-    p = WorkerPool(1, max_jobs=100)
+    p = WorkerPool(1, max_jobs=100, nice=5)
     yield p
     p.close()
 
@@ -60,6 +60,8 @@ def test_a_job_trains_in_a_worker_and_matches_the_same_run_in_a_thread(tmp_path,
     _wait_for(lambda: view.job.done, 10)  # the store says done first, then the worker's last message arrives
     assert record.state == "done" and view.job.stored
     assert view.job.worker_pid not in (None, os.getpid())  # fit() ran in another process
+    # ... at a lower priority than this (web) process, so pages answer first
+    assert os.getpriority(os.PRIO_PROCESS, view.job.worker_pid) == os.getpriority(os.PRIO_PROCESS, 0) + pool.nice
     assert record.metrics["Dense"]["params"] == 50_890 and record.metrics["Dense"]["epochs"] == 2
     assert reg.view(key).models["Dense"].count_params() == 50_890  # the worker stored the model
     assert reg.view(key).artifacts()["Dense/test_probs"].shape[1] == 10
@@ -162,6 +164,9 @@ def test_worker_settings_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("DNN2_WORKER_MAX_JOBS", "7")
     monkeypatch.setenv("DNN2_WORKER_MAX_MB", "1500")
     assert default_workers() == 3 and worker_limits() == (7, 1500.0)
+    assert worker_nice() == 5
+    monkeypatch.setenv("DNN2_WORKER_NICE", "0")
+    assert worker_nice() == 0
     monkeypatch.setenv("DNN2_WORKERS", "0")  # threads in the web process
     assert default_workers() == 0
     monkeypatch.setenv("DNN2_WORKERS", "two")
