@@ -7,9 +7,10 @@ import streamlit as st
 
 from dnn2ui import classroom_ui, live, present, sidebar, uploads_ui
 from dnn2ui.pages import HOME, INSTRUCTOR, instructor_enabled, navigation
-from dnn2ui.runtime import protect_keras_state
+from dnn2ui.runtime import protect_keras_state, slow_config_polling
 
 protect_keras_state()  # Streamlit would otherwise reset Keras after every run, mid-training
+slow_config_polling()  # config.toml is polled every 5 s, not 5 times a second
 
 present.setup()  # ?present=1: the presenter view (read before the page config: the sidebar starts collapsed)
 st.set_page_config(page_title="DNN2 Studio", page_icon=":material/neurology:", layout="wide",

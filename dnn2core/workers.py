@@ -113,7 +113,10 @@ def _worker_main(conn: "Connection", max_jobs: int, max_mb: float, nice: int = 0
 
     threading.Thread(target=orphan_watch, name="dnn2-orphan-watch", daemon=True).start()
     info = configure_tensorflow()  # warm: the import is paid once per worker, before any job
-    conn.send(("ready", os.getpid(), info.label))
+    try:
+        conn.send(("ready", os.getpid(), info.label))
+    except (BrokenPipeError, OSError):
+        return  # the pool closed while this (replacement) worker was importing TensorFlow
     jobs = 0
     while True:
         try:

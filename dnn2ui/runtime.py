@@ -35,6 +35,25 @@ def protect_keras_state() -> bool:
     return True
 
 
+CONFIG_POLL_S = 5.0
+
+
+def slow_config_polling(seconds: float = CONFIG_POLL_S) -> bool:
+    """Poll config.toml (and secrets) every ``seconds`` instead of Streamlit's 0.2 s.
+
+    Streamlit watches its config files with a polling thread even when ``fileWatcherType`` is
+    "none"; py-spy on a server with a class waiting put 6.5% of the web process's busy samples in
+    those stat calls. A classroom server's config does not change during a lesson. True when set."""
+    try:
+        from streamlit.watcher import polling_path_watcher
+    except ImportError:
+        return False
+    if not hasattr(polling_path_watcher, "_POLLING_PERIOD_SECS"):
+        return False
+    polling_path_watcher._POLLING_PERIOD_SECS = float(seconds)  # read by each poll task when it runs
+    return True
+
+
 def expire_disconnected_sessions() -> int:
     """Drop closed tabs' sessions whose reconnection window (``server.disconnectedSessionTTL``) has
     passed; returns how many were dropped (0 without a Streamlit runtime). Streamlit keeps them in a

@@ -88,3 +88,18 @@ def test_an_idle_registry_collects_only_when_something_was_freed(tmp_path, monke
     assert ref() is None
     thread.join(5)
     assert not thread.is_alive()
+
+
+def test_config_files_are_polled_rarely():
+    from streamlit.watcher import polling_path_watcher
+
+    from conftest import ROOT
+    from dnn2ui.runtime import CONFIG_POLL_S, slow_config_polling
+
+    before = polling_path_watcher._POLLING_PERIOD_SECS
+    try:
+        assert slow_config_polling() is True
+        assert polling_path_watcher._POLLING_PERIOD_SECS == CONFIG_POLL_S == 5.0
+    finally:
+        polling_path_watcher._POLLING_PERIOD_SECS = before
+    assert "slow_config_polling()" in (ROOT / "app.py").read_text()
