@@ -30,6 +30,7 @@ import shutil
 import threading
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
@@ -40,7 +41,7 @@ from dnn2core import uploads
 from dnn2core.data import Provenance
 from dnn2core.pretrained import BASES, WeightsInfo, build_base, preprocess
 from dnn2core.pretrained import spec as _spec
-from dnn2core.training import JobStopped, ModelRun
+from dnn2core.training import JobStopped, ModelRun, report_phase, stop_requested_now
 from dnn2core.uploads import MAX_ZIP_BYTES, UploadError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -642,21 +643,29 @@ class FeatureStore:
         return int(np.prod(feature_shape(arch, image_size))) * 4 * int(n)
 
     def fill(self, base: "keras.Model", x_train: np.ndarray, x_val: np.ndarray, batch_size: int = 32,
-             should_stop: Callable[[], bool] | None = None) -> bool:
+             should_stop: Callable[[], bool] | None = None,
+             on_progress: Callable[[int, int], None] | None = None) -> bool:
         """Extract once; True if this call did the work (False: already there).
 
         ``should_stop`` is asked between batches, so a Stop click (or a spent budget) ends a long
-        extraction within one batch; the store then stays empty for the next job."""
+        extraction within one batch; the store then stays empty for the next job. ``on_progress``
+        gets (images done, images in all) after each batch: on a CPU this takes minutes."""
         with self._lock:
             if self.ready:
                 return False
             t0 = time.perf_counter()
+            total, done = len(x_train) + len(x_val), 0
+            if on_progress is not None:
+                on_progress(0, total)
             for x, out in ((x_train, self.x_train), (x_val, self.x_val)):
                 extractor = feature_extractor(base, self.arch, x.shape[1])
                 for i in range(0, len(x), batch_size):
                     if should_stop is not None and should_stop():
                         raise ExtractionStopped("Stopped during feature extraction; nothing was cached.")
                     out[i:i + batch_size] = extractor(x[i:i + batch_size].astype(np.float32), training=False)
+                    done += len(x[i:i + batch_size])
+                    if on_progress is not None:
+                        on_progress(done, total)
             self.seconds = time.perf_counter() - t0
             self.ready = True
             return True
@@ -746,7 +755,9 @@ def _cached_frozen_step(spec: RunSpec, prepared: Prepared, arch: str, shared: "k
     paid: dict[str, float] = {}
 
     def extract():  # outside the build lock: minutes on a CPU must not block other learners' builds
-        if store.fill(shared, prepared.x_train, prepared.x_val, should_stop=should_stop):
+        progress = partial(report_phase, f"extracting {BASES[arch].label} features", unit="image")
+        if store.fill(shared, prepared.x_train, prepared.x_val, should_stop=should_stop or stop_requested_now,
+                      on_progress=progress):
             paid["seconds"] = float(store.seconds or 0.0)
 
     def build():
@@ -799,6 +810,19 @@ def _finetune_step(spec: RunSpec, arch: str, shared: "keras.Model", info: Weight
 
     return PlanStep(ModelRun(name, build, dict(fit, epochs=spec.finetune_epochs)), _full_predictor(trained, name),
                     "fine-tuned")
+
+
+def continued_runs(names: Iterable[str]) -> dict[str, str]:
+    """Fine-tuned run -> the frozen run it continues (same base, same weights), for curves that
+    carry on after the frozen epochs as in the course's figure."""
+    names = list(names)
+    out = {}
+    for name in names:
+        if " fine-tuned" in name:
+            frozen = name.replace(" fine-tuned", " frozen")
+            if frozen in names:
+                out[name] = frozen
+    return out
 
 
 def validation_sample(prepared: Prepared, n: int = 64) -> dict[str, np.ndarray]:
@@ -854,7 +878,7 @@ def make_plan(spec: RunSpec, prepared: Prepared, bases: dict[str, tuple["keras.M
 
     ``bases`` maps "vgg16"/"mobilenet_v2" to the shared (read-only) base and its weights info;
     ``stores`` maps arch to the server's FeatureStore for this image set (the fast path);
-    ``should_stop`` lets a long feature extraction end early (see ``job_should_stop``)."""
+    ``should_stop`` ends a long feature extraction early (default: the training thread's job says so)."""
     approaches, fast, notes = _ordered_approaches(spec, prepared)
     stores = dict(stores or {})
     fit = dict(prepared.train_inputs(spec.batch_size, spec.seed), validation_data=(prepared.x_val, prepared.y_val))

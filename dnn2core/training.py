@@ -24,7 +24,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 if TYPE_CHECKING:  # pragma: no cover - typing only, never imported at run time
     import keras
@@ -40,7 +40,11 @@ __all__ = [
     "TrainingJob",
     "build_locked",
     "default_max_jobs",
+    "current_job",
     "estimate_eta",
+    "report_phase",
+    "step_eta",
+    "stop_requested_now",
     "format_eta",
     "history_frame",
 ]
@@ -330,6 +334,12 @@ class ModelProgress:
     requested_epochs: int = 0  # what fit_kwargs asked for, before the epoch budget
     validating: bool = False  # inside fit's validation pass (the batch counter pauses there)
     unit: str = "epoch"  # what epoch/epochs count: "epoch", or e.g. "image" for a task
+    phase: str = ""  # work before the fit, shown instead of the batch counter ("extracting features")
+    phase_done: int = 0
+    phase_total: int = 0
+    phase_unit: str = "item"
+    phase_started_at: float | None = None  # time.time(): the phase's own speed gives its ETA
+    fit_started_at: float | None = None  # time.time() when fit (or a task) began: this model's own speed
 
 
 @dataclass
@@ -350,7 +360,8 @@ class JobProgress:
     started_at: float | None = None
     finished_at: float | None = None
     elapsed: float = 0.0  # seconds since admission (until finished)
-    eta_seconds: float | None = None
+    eta_seconds: float | None = None  # of the current step (phase or model), from its own measured speed
+    steps_after: int = 0  # models still to come after the current one (their time is not guessed)
     fraction: float = 0.0
     samples_seen: int = 0  # all models of the job
     process: int = 0  # the pid that trains it when that is not this process (a worker, a Ray task)
@@ -388,6 +399,20 @@ def history_frame(progress: JobProgress) -> "pandas.DataFrame":
     return pd.DataFrame(rows, columns=["model", "epoch", "metric", "value"])
 
 
+def continue_epochs(history: "pandas.DataFrame", continues: Mapping[str, str]) -> "pandas.DataFrame":
+    """Shift the epochs of a model that continues another's training (fine-tuning after the frozen
+    head) so its curve starts where that one stopped, as in the course's figure. ``continues``
+    maps model -> the model it continues; models not in the history are left alone."""
+    if not continues or not len(history):
+        return history
+    out = history.copy()
+    for model, before in continues.items():
+        prior = out.loc[out["model"] == before, "epoch"]
+        if len(prior):
+            out.loc[out["model"] == model, "epoch"] += int(prior.max())
+    return out
+
+
 def format_eta(seconds: float | None) -> str:
     """Short human duration for the progress line ("1 min 05 s"); "estimating…" when unknown."""
     if seconds is None or not math.isfinite(seconds):
@@ -411,6 +436,47 @@ def estimate_eta(done_units: float, total_units: float, elapsed: float) -> float
         return None
     remaining = max(0.0, total_units - done_units)
     return remaining * elapsed / done_units
+
+
+def step_eta(mp: ModelProgress, now: float) -> float | None:
+    """Seconds left in a model's current phase or fit, from that step's own measured speed.
+
+    One job mixes very different steps (a head trained on cached features runs a thousand times
+    faster per batch than fine-tuning VGG16), so a job-wide average promised "< 1 s" for minutes.
+    None until the step has measured something."""
+    if mp.phase:
+        if mp.phase_done <= 0 or mp.phase_started_at is None or mp.phase_total <= 0:
+            return None
+        return max(0, mp.phase_total - mp.phase_done) * max(0.0, now - mp.phase_started_at) / mp.phase_done
+    if mp.fit_started_at is None:
+        return None
+    steps = mp.steps or 0
+    planned = max(mp.epochs, mp.epoch)
+    done, total = ((mp.epoch * steps + min(mp.batch, steps), planned * steps) if steps else (mp.epoch, planned))
+    return estimate_eta(done, total, max(0.0, now - mp.fit_started_at))
+
+
+_CURRENT = threading.local()  # the TrainingJob whose thread this is (prepare steps report through it)
+
+
+def current_job() -> "TrainingJob | None":
+    """The job training in this thread, for long work inside a ModelRun (feature extraction) that
+    reports progress or checks for Stop; None outside a job."""
+    return getattr(_CURRENT, "job", None)
+
+
+def report_phase(phase: str, done: int, total: int, unit: str = "item") -> None:
+    """Progress of the current model's work before its fit ("extracting features", 320 of 2,000
+    images); a no-op outside a job."""
+    job = current_job()
+    if job is not None:
+        job.report_phase(phase, done, total, unit)
+
+
+def stop_requested_now() -> bool:
+    """Whether the job training in this thread should stop (Stop, a budget, an abandoned tab)."""
+    job = current_job()
+    return job is not None and job.should_stop() is not None
 
 
 # --------------------------------------------------------------------------------------------
@@ -657,10 +723,14 @@ class TrainingJob:
         elif total_units > 0:
             snap.fraction = min(1.0, max(0.0, done_units / total_units))
         if snap.state == "running":
-            eta = estimate_eta(done_units, total_units, snap.elapsed)
+            names = list(snap.models)
+            current = snap.models.get(snap.current) if snap.current else None
+            eta = step_eta(current, time.time()) if current is not None else None
             if eta is not None:
                 eta = min(eta, max(0.0, self.budget.max_seconds - snap.elapsed))
             snap.eta_seconds = eta
+            after = names[names.index(snap.current) + 1:] if current is not None else []
+            snap.steps_after = sum(1 for n in after if snap.models[n].state == "pending")
         else:
             snap.eta_seconds = 0.0 if snap.state in _FINISHED else None
         return snap
@@ -712,6 +782,7 @@ class TrainingJob:
 
     def _worker(self) -> None:
         admitted = False
+        _CURRENT.job = self
         try:
             admitted = self.gate.acquire(self.job_id, self._stop_event, on_wait=self._on_queue_wait)
             if not admitted:
@@ -751,6 +822,7 @@ class TrainingJob:
                     self._progress.models[current].state = "failed"
             self._finish("failed")
         finally:
+            _CURRENT.job = None
             self.gate.release(self.job_id)
 
     def _finish(self, state: str) -> None:
@@ -767,6 +839,17 @@ class TrainingJob:
                 if mp.state in ("pending", "running"):
                     mp.state = "stopped"
 
+    def report_phase(self, phase: str, done: int, total: int, unit: str = "item") -> None:
+        """Work of the current model before its fit (see ``report_phase`` at module level)."""
+        with self._lock:
+            name = self._progress.current
+            if name is None:
+                return
+            mp = self._progress.models[name]
+            if mp.phase != phase or mp.phase_started_at is None:
+                mp.phase, mp.phase_started_at = phase, time.time()
+            mp.phase_done, mp.phase_total, mp.phase_unit = int(done), int(total), unit
+
     def report_task(self, name: str, done: int, total: int) -> None:
         """A task's progress (e.g. 3 of 10 images attacked), shown like epochs."""
         with self._lock:
@@ -776,6 +859,7 @@ class TrainingJob:
     def _run_task(self, run: ModelRun) -> None:
         with self._lock:
             self._progress.models[run.name].state = "running"
+            self._progress.models[run.name].fit_started_at = time.time()
             self._progress.current = run.name
         results = dict(run.task(self, run.name) or {})
         arrays = {k: v for k, v in results.items() if hasattr(v, "shape") and getattr(v, "ndim", 0) > 0}
@@ -800,10 +884,11 @@ class TrainingJob:
             mp.epochs, mp.requested_epochs, mp.steps = plan.epochs, plan.requested_epochs, plan.steps
             self._progress.current = run.name
         if run.prepare is not None:
-            run.prepare()  # outside the build lock: may take minutes (feature extraction)
+            run.prepare()  # outside the build lock: may take minutes (feature extraction); reports a phase
         if run.initial_model is not None:
             model = run.initial_model
         else:
+            self.report_phase("building the model", 0, 0)
             model = build_locked(run.build)
         if model is None or not hasattr(model, "fit"):
             raise ValueError(f"{run.name}: build() must return a Keras model, got {type(model).__name__}.")
@@ -822,6 +907,9 @@ class TrainingJob:
         kwargs["callbacks"] = [progress_cb, *list(extra)]
         with self._lock:
             self._fitting = model
+            mp = self._progress.models[run.name]
+            mp.phase, mp.phase_done, mp.phase_total, mp.phase_started_at = "", 0, 0, None
+            mp.fit_started_at = time.time()
         try:
             if self._stop_event.is_set():
                 model.stop_training = True

@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 import streamlit as st
@@ -23,7 +23,8 @@ import streamlit as st
 from dnn2core import classroom, plots
 from dnn2core.jobs import JobRegistry, LearnerLimit, RunView
 from dnn2core.runs import RunRecord, RunSpec, RunStore, StoreError, default_runs_dir
-from dnn2core.training import Budget, JobGate, ModelRun, QueueFull, default_max_jobs, format_eta
+from dnn2core.training import (Budget, JobGate, ModelRun, QueueFull, continue_epochs, default_max_jobs,
+                               format_eta)
 from dnn2core.cluster import ray_address
 from dnn2core.workers import default_workers, shared_pool
 from dnn2ui import runtime
@@ -150,9 +151,19 @@ class ViewStyle:
 
     table: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     curves: dict[str, dict[str, Any]] = field(default_factory=dict)
+    continues: Callable[[list[str]], Mapping[str, str]] | None = None  # model names -> {model: the model
+    # whose training it continues}, e.g. fine-tuning after the frozen head: its curve carries on from there
 
 
 PLAIN = ViewStyle()
+
+
+def eta_words(snap) -> str:
+    """The ETA of the step in progress, from its own speed; later models are counted, not guessed."""
+    eta = f"ETA {format_eta(snap.eta_seconds)}"
+    if snap.steps_after:
+        return f"{eta} for this step, then {snap.steps_after} more model{'s' if snap.steps_after > 1 else ''}"
+    return eta
 
 
 def _status_line(snap, record: RunRecord, gate: JobGate, watchers: int) -> str:
@@ -170,13 +181,16 @@ def _status_line(snap, record: RunRecord, gate: JobGate, watchers: int) -> str:
         if mp is None:
             return (f"Saving the run…{watching}" if any(m.epoch for m in snap.models.values())
                     else f"🚀 Starting the training process…{watching}")
+        times = f"elapsed {format_eta(snap.elapsed)} · {eta_words(snap)}{watching}"
+        if mp.phase:  # work before the fit, e.g. "extracting features: image 320/2,000"
+            count = f": {mp.phase_unit} {mp.phase_done:,}/{mp.phase_total:,}" if mp.phase_total else "…"
+            return f"🏃 **{mp.name}** · {mp.phase}{count} · {times}"
         steps = f"/{mp.steps}" if mp.steps else ""
         phase = " · validating…" if mp.validating else ""
         if mp.unit != "epoch":  # a task, e.g. a batch of attacks: "image 3/10"
-            return (f"🏃 **{mp.name}** · {mp.unit} {min(mp.epoch + 1, max(mp.epochs, 1))}/{mp.epochs} · "
-                    f"elapsed {format_eta(snap.elapsed)} · ETA {format_eta(snap.eta_seconds)}{watching}")
+            return f"🏃 **{mp.name}** · {mp.unit} {min(mp.epoch + 1, max(mp.epochs, 1))}/{mp.epochs} · {times}"
         return (f"🏃 **{mp.name}** · epoch {min(mp.epoch + 1, mp.epochs)}/{mp.epochs} · batch {mp.batch}{steps}"
-                f"{phase} · elapsed {format_eta(snap.elapsed)} · ETA {format_eta(snap.eta_seconds)}{watching}")
+                f"{phase} · {times}")
     when = time.strftime("%d %b %H:%M", time.localtime(record.finished_at)) if record.finished_at else ""
     if snap.state == "done":
         return f"✅ Finished in {format_eta(snap.elapsed)} ({when}; stored, shared with anyone who opens these settings)."
@@ -236,6 +250,8 @@ def _draw(v: RunView, page: str, metrics: Sequence[str], live: bool, reference: 
     st.dataframe(style.table(table) if style.table is not None else table, hide_index=True,
                  key=f"{page}.speed.{v.key}.{live}")
     history = _curves(v, reference) if metrics else pd.DataFrame()
+    if len(history) and style.continues is not None:
+        history = continue_epochs(history, style.continues(list(history["model"].unique())))
     if len(history):
         if reference is not None and reference.key != v.key:
             st.caption(f"Curves named *Course full run* are the course's full-length run "

@@ -198,7 +198,6 @@ settings = {"models": list(approaches), "seed": int(seed), "size": int(size), "n
             "weights": weights_words}
 run_spec = runs.RunSpec(PAGE, settings, data=folder.digest if folder is not None else "", version=VERSION,
                         secret=live.private_secret() if source_name == "upload" else "")
-holder: dict = {}  # the job, once started: a long feature extraction checks it for a Stop click
 
 
 def make_runs():
@@ -211,8 +210,7 @@ def make_runs():
             if cd.FeatureStore.nbytes(a, size, len(prep.y_train) + len(prep.y_val)) <= cd.MAX_IN_MEMORY_BYTES:
                 stores[a] = feature_store(a, weights_for[a], folder.digest, int(size), len(prep.y_train),
                                           len(prep.y_val))
-    plan = cd.make_plan(spec, prep, {a: base_for[a] for a in archs}, stores,
-                        should_stop=lambda: cd.job_should_stop(holder.get("job")))
+    plan = cd.make_plan(spec, prep, {a: base_for[a] for a in archs}, stores)
     sample = cd.validation_sample(prep, 64)  # for Inside the network: a few images the models were scored on
     return plan.runs, {"kinds": plan.kinds, "notes": plan.notes, "report": prep.report.summary()}, sample
 
@@ -230,9 +228,9 @@ with tab_train:
                    "images and predictions are never shown to anyone else.")
     run = live.run_panel(PAGE, run_spec, make_runs, budget=Budget.from_env(max_epochs=50, max_samples=2_000_000),
                          seed=int(seed), disabled=folder is None or not approaches or invalid, seed_key=url.key("seed"),
-                         label=f"{' + '.join(approaches)} · {size}px · {n_train:,} images · {epochs} ep · seed {seed}")
+                         label=f"{' + '.join(approaches)} · {size}px · {n_train:,} images · {epochs} ep · seed {seed}",
+                         style=live.ViewStyle(continues=cd.continued_runs))
     if run is not None:
-        holder["job"] = run.job
         extra = run.record.extra or (live.view(run.key).record.extra if run.record.live else {})
         if extra.get("report"):
             st.caption("🖼️ " + extra["report"])
@@ -293,13 +291,15 @@ with tab_models:
     st.dataframe(tr_frame, hide_index=True, key=f"{PAGE}.sum.transfer")
     st.markdown(f"Total params: **{tr_tot['total']:,}** · Trainable: **{tr_tot['trainable']:,}** · "
                 f"Non-trainable: **{tr_tot['non_trainable']:,}**")
-    st.caption("At 224 px: 14,739,777 in all, 25,089 trainable (25,088 features + 1 bias). The preprocessing "
+    st.caption("At the course's 224 px: 14,739,777 in all, 25,089 trainable (25,088 features + 1 bias). The preprocessing "
                "(RGB→BGR, minus the ImageNet channel means) runs as operations inside the model, so a saved model "
                "takes plain RGB photos.")
     st.markdown("**Fine-tuning:** the base's last four layers unfrozen")
     st.dataframe(ft_frame, hide_index=True, key=f"{PAGE}.sum.finetune")
-    st.markdown(f"Base: Trainable **{ft_base_tot['trainable']:,}** · Non-trainable **{ft_base_tot['non_trainable']:,}**"
-                f" (plus the head's 25,089 at 224 px: {ft_tot['trainable']:,} trainable in the whole model here)")
+    st.markdown(f"At {size} px: the base trains **{ft_base_tot['trainable']:,}** and keeps "
+                f"**{ft_base_tot['non_trainable']:,}** frozen; with the head "
+                f"({ft_tot['trainable'] - ft_base_tot['trainable']:,} parameters at this size) the whole model trains "
+                f"**{ft_tot['trainable']:,}**. At the course's 224 px the head has 25,089.")
     if st.toggle("Show the full VGG16 with its ImageNet top (builds 138 million parameters, ~550 MB, a few seconds)",
                  key=f"{PAGE}.showtop"):
         top_frame, top_tot = vgg16_with_top()

@@ -30,7 +30,9 @@ def test_tiny_run_on_real_images_shows_results_and_classifies_a_photo(shared_dat
     assert "2,000 training images (1,000 cats, 1,000 dogs)" in text(at)
     assert any("RANDOM weights" in w.value for w in at.warning)
     # the course's counts for this size: 2x2x512 features + 1 bias, and 7,079,424 after unfreezing
-    assert "Trainable: **2,049**" in text(at) and "Trainable **7,079,424**" in text(at)
+    assert "Trainable: **2,049**" in text(at) and "the base trains **7,079,424**" in text(at)
+    # one size per sentence: the head at 64 px, the course's 224 px head named as such
+    assert "with the head (2,049 parameters at this size) the whole model trains **7,081,473**" in text(at)
     at.button(key="cats_dogs.start").click().run()
     assert not at.exception, at.exception
     [key] = own_runs(at, "cats_dogs")
@@ -116,6 +118,9 @@ def test_stop_during_feature_extraction_ends_the_run(shared_data_dir, tmp_path, 
     at.run()
     stop = [b for b in at.button if b.label == "Stop"]
     assert stop, "no Stop button while extracting"
+    status = " ".join(m.value for m in at.markdown)
+    assert "extracting VGG16 features: image" in status and "/600" in status  # not "batch 0/7" for a minute
+    assert "then" not in status.split("extracting")[1][:120] or "more model" in status
     t0 = time.time()
     stop[0].click().run()
     assert job.join(30), "Stop did not end the extraction"

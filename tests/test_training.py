@@ -512,3 +512,73 @@ def test_cached_datasets_feed_every_row_once_per_epoch_reshuffled_from_the_seed(
     # what it cannot cover is left to Keras
     plain = dict(x=x, y=y, validation_split=0.2)
     assert cached_datasets(plain, 1) is plain
+
+
+def test_each_step_has_its_own_eta_so_a_slow_step_after_a_fast_one_is_not_promised_in_a_second():
+    from dnn2core.training import ModelProgress, step_eta
+
+    now = 1000.0
+    head = ModelProgress("head", state="done", epoch=5, epochs=5, steps=10, fit_started_at=now - 1.0)
+    finetune = ModelProgress("fine-tuned", state="running", epoch=0, epochs=2, steps=10, batch=2,
+                             fit_started_at=now - 10.0)  # 2 of 20 batches in 10 s: 90 s to go
+    assert step_eta(finetune, now) == pytest.approx(90.0)
+    assert step_eta(ModelProgress("x", state="running", epochs=3, steps=10), now) is None  # nothing measured yet
+    extracting = ModelProgress("frozen", state="running", epochs=5, phase="extracting VGG16 features",
+                               phase_done=500, phase_total=2000, phase_started_at=now - 25.0)
+    assert step_eta(extracting, now) == pytest.approx(75.0)  # 500 images in 25 s, 1,500 to go
+    assert step_eta(ModelProgress("frozen", phase="building the model", phase_started_at=now), now) is None
+    assert head.state == "done"
+
+
+def test_a_prepare_step_reports_its_phase_and_later_models_are_counted_not_guessed():
+    from dnn2core.training import report_phase, stop_requested_now
+
+    seen, release = [], threading.Event()
+
+    def prepare():
+        for i in range(0, 101, 50):
+            report_phase("extracting features", i, 100, unit="image")
+        seen.append(stop_requested_now())
+        release.wait(10)
+
+    def build():
+        import keras
+
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.compile("sgd", "mse")
+        return model
+
+    x = np.zeros((8, 2), np.float32)
+    runs = [ModelRun("a", build, dict(x=x, y=x[:, :1], epochs=1), prepare=prepare),
+            ModelRun("b", build, dict(x=x, y=x[:, :1], epochs=1))]
+    job = TrainingJob(runs, gate=JobGate(1))
+    job.start()
+    assert _wait_for(lambda: job.snapshot().models["a"].phase_done == 100, 30)
+    snap = job.snapshot()
+    mp = snap.models["a"]
+    assert (mp.phase, mp.phase_total, mp.phase_unit) == ("extracting features", 100, "image")
+    assert snap.steps_after == 1 and snap.eta_seconds is not None  # "ETA … for this step, then 1 more model"
+    release.set()
+    assert job.join(60) and job.snapshot().state == "done"
+    assert seen == [False]
+    done = job.snapshot().models["a"]
+    assert done.phase == "" and done.fit_started_at is not None
+    report_phase("outside a job", 1, 2)  # a no-op, not an error
+
+
+def test_a_continued_models_curve_starts_after_the_one_it_continues():
+    import pandas as pd
+
+    from dnn2core.catsdogs import continued_runs
+    from dnn2core.training import continue_epochs
+
+    history = pd.DataFrame({"model": ["VGG16 frozen"] * 3 + ["VGG16 fine-tuned"] * 2, "epoch": [1, 2, 3, 1, 2],
+                            "metric": "loss", "value": [0.5, 0.4, 0.3, 0.25, 0.2]})
+    names = ["From scratch", "VGG16 frozen", "VGG16 fine-tuned", "Course full run · VGG16 frozen",
+             "Course full run · VGG16 fine-tuned", "MobileNetV2 frozen"]
+    assert continued_runs(names) == {"VGG16 fine-tuned": "VGG16 frozen",
+                                     "Course full run · VGG16 fine-tuned": "Course full run · VGG16 frozen"}
+    out = continue_epochs(history, continued_runs(history["model"].unique()))
+    assert out.loc[out["model"] == "VGG16 fine-tuned", "epoch"].tolist() == [4, 5]
+    assert out.loc[out["model"] == "VGG16 frozen", "epoch"].tolist() == [1, 2, 3]
+    assert history["epoch"].tolist() == [1, 2, 3, 1, 2]  # the input is not changed
