@@ -101,3 +101,21 @@ def digit_from_image(image: np.ndarray) -> np.ndarray:
     cy = (out.sum(axis=1) * np.arange(28)).sum() / total
     cx = (out.sum(axis=0) * np.arange(28)).sum() / total
     return shift(out, int(round(13.5 - cy)), int(round(13.5 - cx)))
+
+
+CANVAS_SIDE = 280  # the drawing canvas, in CSS pixels: ten screen pixels per MNIST pixel
+CANVAS_STROKE = 20  # pen width on it: about the stroke of a 28x28 MNIST digit after scaling
+
+
+def digit_from_canvas(png: bytes | None) -> np.ndarray | None:
+    """A digit drawn with the mouse or a finger (the canvas's PNG: white ink on black) -> a 28x28
+    MNIST-style digit, or None while the canvas is blank. The PNG comes from the browser, so it goes
+    through the same size and format checks as an upload before it is decoded."""
+    if not png:
+        return None
+    from dnn2core import uploads
+
+    image = uploads.image_array(png, max_side=4 * CANVAS_SIDE, mode="L")
+    if int(image.max()) < 64:  # nothing drawn yet (or ink too faint to be a stroke)
+        return None
+    return digit_from_image(image)

@@ -998,25 +998,50 @@ def horizon_figure(prep: Prepared, forecasts: dict[str, np.ndarray], height: int
     return fig
 
 
-def gates_figure(steps: list[LstmStep], height: int = 380) -> "go.Figure":
-    """Every gate of every step: one heat map per quantity, rows = time steps, columns = units."""
+GATE_QUANTITIES = (("σ1 forget", "forget", (0, 1)), ("σ2 input", "input", (0, 1)),
+                   ("U candidate", "candidate", (-1, 1)), ("C_k cell state", "cell", None),
+                   ("σ3 output", "output", (0, 1)), ("y_k output", "y", (-1, 1)))
+
+
+def _gate_range(z: np.ndarray, rng: tuple[float, float] | None) -> tuple[float, float]:
+    if rng is not None:
+        return rng
+    lim = float(np.max(np.abs(z))) or 1.0  # the cell state is unbounded: symmetric around 0
+    return (-lim, lim)
+
+
+def gates_figure(steps: list[LstmStep], height: int | None = None) -> "go.Figure":
+    """Every gate of every step. Several steps (the true sequence): one heat map per quantity, rows =
+    time steps, columns = units. One step (the course's layout): one labelled row per quantity, so the
+    single step reads as six short strips with their values, not one stretched row."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    names = [("σ1 forget", "forget", (0, 1)), ("σ2 input", "input", (0, 1)), ("U candidate", "candidate", (-1, 1)),
-             ("C_k cell state", "cell", None), ("σ3 output", "output", (0, 1)), ("y_k output", "y", (-1, 1))]
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=[n for n, _, _ in names], horizontal_spacing=0.02)
-    for j, (label, attr, rng) in enumerate(names, start=1):
+    units = np.arange(1, len(steps[0].y) + 1)
+    if len(steps) == 1:
+        fig = make_subplots(rows=len(GATE_QUANTITIES), cols=1, vertical_spacing=0.045,
+                            subplot_titles=[n for n, _, _ in GATE_QUANTITIES])
+        for i, (label, attr, rng) in enumerate(GATE_QUANTITIES, start=1):
+            z = np.asarray(getattr(steps[0], attr), dtype=float)[None, :]
+            lo, hi = _gate_range(z, rng)
+            fig.add_trace(go.Heatmap(z=z, zmin=lo, zmax=hi, colorscale="Viridis" if lo == 0 else "RdBu_r",
+                                     showscale=False, x=units, y=[""], texttemplate="%{z:.2f}",
+                                     hovertemplate=f"{label}<br>unit %{{x}}: %{{z:.3f}}<extra></extra>"),
+                          row=i, col=1)
+            fig.update_xaxes(showticklabels=(i == len(GATE_QUANTITIES)), dtick=1, row=i, col=1)
+        fig.update_xaxes(title_text="unit", row=len(GATE_QUANTITIES), col=1)
+        fig.update_layout(height=height or 80 * len(GATE_QUANTITIES) + 60, margin=dict(l=10, r=10, t=40, b=10))
+        return fig
+    fig = make_subplots(rows=1, cols=len(GATE_QUANTITIES), subplot_titles=[n for n, _, _ in GATE_QUANTITIES],
+                        horizontal_spacing=0.02)
+    for j, (label, attr, rng) in enumerate(GATE_QUANTITIES, start=1):
         z = np.stack([getattr(s, attr) for s in steps])
-        if rng is None:
-            lim = float(np.max(np.abs(z))) or 1.0
-            rng = (-lim, lim)
-        scale = "Viridis" if rng[0] == 0 else "RdBu_r"
-        fig.add_trace(go.Heatmap(z=z, zmin=rng[0], zmax=rng[1], colorscale=scale, showscale=False,
-                                 x=np.arange(1, z.shape[1] + 1), y=[f"k={k + 1}" for k in range(len(steps))],
+        lo, hi = _gate_range(z, rng)
+        fig.add_trace(go.Heatmap(z=z, zmin=lo, zmax=hi, colorscale="Viridis" if lo == 0 else "RdBu_r",
+                                 showscale=False, x=units, y=[f"k={k + 1}" for k in range(len(steps))],
                                  hovertemplate=f"{label}<br>unit %{{x}}, %{{y}}: %{{z:.3f}}<extra></extra>"),
                       row=1, col=j)
         fig.update_yaxes(autorange="reversed", showticklabels=(j == 1), row=1, col=j)
         fig.update_xaxes(title_text="unit" if j == 1 else None, row=1, col=j)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(height=height or min(560, 140 + 26 * len(steps)), margin=dict(l=10, r=10, t=40, b=10))
     return fig

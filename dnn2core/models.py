@@ -134,8 +134,10 @@ def first_conv_arithmetic(model: "keras.Model") -> dict[str, int] | None:
 
 # --- figures
 
-def network_figure(summary: pd.DataFrame, title: str = "", height: int = 260):
-    """A left-to-right drawing of the layers: one box per layer, its type, output shape and parameters."""
+def network_figure(summary: pd.DataFrame, title: str = "", height: int | None = None, per_row: int = 4):
+    """A drawing of the layers, in reading order: one box per layer with its type, output shape and
+    parameters, at most ``per_row`` boxes to a row so the text stays readable in a half-width column
+    and on a projector (one long row of eight boxes shrank it to 10 px)."""
     import plotly.graph_objects as go
 
     colors = {"Conv2D": "#1f77b4", "MaxPooling2D": "#ff7f0e", "Dense": "#2ca02c", "Flatten": "#7f7f7f",
@@ -143,22 +145,37 @@ def network_figure(summary: pd.DataFrame, title: str = "", height: int = 260):
               "SimpleRNN": "#e377c2", "Functional": "#d62728"}
     fig = go.Figure()
     n = len(summary)
+    cols = max(1, min(n, per_row))
+    rows = -(-n // cols)
+    gap = 0.45  # between rows, for the arrow that carries on to the next row
+
+    def corner(i: int) -> tuple[float, float]:  # (left, bottom) of box i; row 0 at the top
+        return float(i % cols), float((rows - 1 - i // cols) * (1 + gap))
+
     for i, row in enumerate(summary.itertuples(index=False)):
         typ, shape, params = row[1], row[2], row[3]
-        color = colors.get(typ, "#999999")
-        fig.add_shape(type="rect", x0=i, x1=i + 0.85, y0=0, y1=1, fillcolor=color, opacity=0.85, line_width=0)
-        fig.add_annotation(x=i + 0.425, y=0.72, text=f"<b>{typ}</b>", showarrow=False, font=dict(color="white", size=11))
-        fig.add_annotation(x=i + 0.425, y=0.45, text=shape.replace("None, ", ""), showarrow=False,
-                           font=dict(color="white", size=10))
-        fig.add_annotation(x=i + 0.425, y=0.2, text=f"{params:,} params", showarrow=False,
-                           font=dict(color="white", size=10))
-        if i < n - 1:
-            fig.add_annotation(x=i + 1, y=0.5, ax=i + 0.85, ay=0.5, xref="x", yref="y", axref="x", ayref="y",
+        x0, y0 = corner(i)
+        fig.add_shape(type="rect", x0=x0, x1=x0 + 0.85, y0=y0, y1=y0 + 1, fillcolor=colors.get(typ, "#999999"),
+                      opacity=0.85, line_width=0)
+        for dy, text, size in ((0.72, f"<b>{typ}</b>", 15), (0.45, shape.replace("None, ", ""), 13),
+                               (0.2, f"{params:,} params", 13)):
+            fig.add_annotation(x=x0 + 0.425, y=y0 + dy, text=text, showarrow=False, font=dict(color="white", size=size))
+        if i == n - 1:
+            continue
+        nx, ny = corner(i + 1)
+        if ny == y0:  # same row: an arrow to the right
+            fig.add_annotation(x=nx, y=y0 + 0.5, ax=x0 + 0.85, ay=y0 + 0.5, xref="x", yref="y", axref="x", ayref="y",
                                showarrow=True, arrowhead=2, text="")
-    fig.update_xaxes(visible=False, range=[-0.1, n])
-    fig.update_yaxes(visible=False, range=[-0.05, 1.05])
-    fig.update_layout(title=title, height=height, margin=dict(l=5, r=5, t=40 if title else 5, b=5),
-                      plot_bgcolor="rgba(0,0,0,0)")
+        else:  # next row: down from this box, back to the left, down into the next box
+            mid = y0 - gap / 2
+            fig.add_shape(type="path", path=f"M {x0 + 0.425},{y0} L {x0 + 0.425},{mid} L {nx + 0.425},{mid}",
+                          line=dict(color="#444", width=1.5))
+            fig.add_annotation(x=nx + 0.425, y=ny + 1, ax=nx + 0.425, ay=mid, xref="x", yref="y", axref="x",
+                               ayref="y", showarrow=True, arrowhead=2, text="")
+    fig.update_xaxes(visible=False, range=[-0.1, cols])
+    fig.update_yaxes(visible=False, range=[-0.05, rows * (1 + gap) - gap + 0.05])
+    fig.update_layout(title=title, height=height or 20 + 120 * rows + (40 if title else 0),
+                      margin=dict(l=5, r=5, t=40 if title else 5, b=5), plot_bgcolor="rgba(0,0,0,0)")
     return fig
 
 

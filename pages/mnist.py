@@ -6,7 +6,7 @@ import streamlit as st
 
 from dnn2core import data, digits, evaluation, experiments, keras_code, models, plots, runs, uploads
 from dnn2core.training import build_locked
-from dnn2ui import live, present
+from dnn2ui import canvas, live, present
 from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
 
@@ -188,9 +188,23 @@ with tab_digit:
     if eval_run is None:
         st.info("Train a run first, then classify a test digit or your own picture here.")
     else:
-        src = st.radio("Digit", ["A test digit", "Upload a picture"], horizontal=True, key="mnist.digit_src")
+        src = st.radio("Digit", ["Draw one", "A test digit", "Upload a picture"], horizontal=True,
+                       key="mnist.digit_src")
         digit, test_probs = None, {}
-        if src == "A test digit":
+        if src == "Draw one":
+            pad, tips = st.columns([1, 2])
+            with pad:
+                png = canvas.draw_digit("mnist.canvas")
+            tips.markdown("Draw a digit with the mouse or a finger, large and centred, then let go: both models "
+                          "classify it. The bin icon under the pad clears it. Your drawing is cropped, scaled "
+                          "into a 20×20 box and centred like the MNIST digits before the models see it.")
+            try:
+                digit = digits.digit_from_canvas(png)
+            except ValueError as exc:  # the canvas's picture failed the upload checks
+                st.error(f"The drawing could not be read: {exc}")
+            if digit is None and png:
+                tips.info("The pad is blank: draw a digit.")
+        elif src == "A test digit":
             idx = st.number_input("Test digit number", 0, len(y_test) - 1, 0, key="mnist.digit_idx")
             digit = x_test[int(idx)]
             st.caption(f"True label: {y_test[int(idx)]}")

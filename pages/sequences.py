@@ -135,8 +135,9 @@ with present.settings("Windows and models"):
     layout = url.radio("layout", "Input shape", ["course", "sequence"], "course", where=c2,
                        format_func={"course": "course: 1 step × h features",
                                     "sequence": "true sequence: h steps × 1 feature"}.get)
-    extras = url.multiselect("extras", "Extra inputs", list(fc.EXTRA_INPUTS), [], where=c2)
-    chosen = url.multiselect("models", "Networks", list(fc.MODEL_KINDS), list(fc.MODEL_KINDS), where=c3)
+    wide1, wide2 = st.columns(2)  # multiselects get a wide row: their chosen items must never be cut off
+    extras = url.multiselect("extras", "Extra inputs", list(fc.EXTRA_INPUTS), [], where=wide2)
+    chosen = url.multiselect("models", "Networks", list(fc.MODEL_KINDS), list(fc.MODEL_KINDS), where=wide1)
     arima_choice = url.selectbox("arima", "Classical model", list(fc.ARIMA_CHOICES), list(fc.ARIMA_CHOICES)[0],
                                  where=c3)
     epochs = url.select_slider("epochs", "Epochs", list(EPOCHS), 10, where=c4)

@@ -295,6 +295,13 @@ def test_lstm_gates_by_hand_equal_keras(layout, extras):
     assert not np.any(steps[0].c_prev)  # the state starts at zero
     table = fc.gates_frame(steps, len(steps) - 1)
     assert list(table.columns[3:6]) == ["σ1 forget", "σ2 input", "U candidate"] and len(table) == 16
+    fig = fc.gates_figure(steps)
+    assert len(fig.data) == 6
+    if layout == "course":  # one step: six labelled strips stacked, each one row of 16 units with values
+        assert [np.shape(t.z) for t in fig.data] == [(1, 16)] * 6 and fig.data[0].texttemplate
+        assert fig.layout.height == 6 * 80 + 60
+    else:  # the true sequence: rows = time steps
+        assert np.shape(fig.data[0].z) == (len(steps), 16) and fig.layout.height == min(560, 140 + 26 * len(steps))
 
 
 def test_ranking_words_say_what_is_true():

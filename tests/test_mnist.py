@@ -99,3 +99,47 @@ def test_accuracy_floors_on_the_embedded_sample(no_local_data):
     assert acc["cnn"] > 0.90, acc
     assert acc["dense"] > 0.80, acc
     assert acc["cnn"] > acc["dense"], acc
+
+
+def test_a_digit_drawn_on_the_canvas_becomes_an_mnist_digit_and_a_blank_pad_none():
+    import io
+
+    from PIL import Image, ImageDraw
+
+    from dnn2core.digits import CANVAS_SIDE, CANVAS_STROKE, digit_from_canvas
+    from dnn2core.uploads import UploadError
+
+    def png(draw_one: bool, side: int = CANVAS_SIDE) -> bytes:
+        im = Image.new("RGBA", (side, side), (0, 0, 0, 255))
+        if draw_one:  # a "1": one vertical stroke, off centre as a learner draws it
+            ImageDraw.Draw(im).line([(90, 40), (90, 240)], fill=(255, 255, 255, 255), width=CANVAS_STROKE)
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        return buf.getvalue()
+
+    assert digit_from_canvas(None) is None and digit_from_canvas(png(False)) is None
+    digit = digit_from_canvas(png(True))
+    assert digit.shape == (28, 28) and digit.dtype == np.float32 and digit.max() == pytest.approx(1.0, abs=0.05)
+    rows, cols = np.nonzero(digit > 0.2)
+    assert rows.max() - rows.min() + 1 in (19, 20, 21)  # scaled into MNIST's 20-pixel box
+    assert cols.max() - cols.min() + 1 <= 6  # still a thin stroke
+    assert abs((digit.sum(axis=0) * np.arange(28)).sum() / digit.sum() - 13.5) < 1  # centred by mass
+    with pytest.raises(UploadError):
+        digit_from_canvas(b"\x89PNG\r\n\x1a\n not really")
+
+
+def test_network_diagram_wraps_into_rows_with_readable_text():
+    import pandas as pd
+
+    from dnn2core.models import network_figure
+
+    frame = pd.DataFrame({"layer": [f"l{i}" for i in range(7)],
+                          "type": ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"],
+                          "output shape": ["(None, 26, 26, 32)"] * 7, "params": [320, 0, 18496, 0, 0, 692352, 1290]})
+    fig = network_figure(frame)
+    boxes = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert len(boxes) == 7 and len({b.y0 for b in boxes}) == 2  # 4 + 3: two rows
+    assert min(a.font.size for a in fig.layout.annotations if a.text) >= 13
+    assert [a.text for a in fig.layout.annotations if a.text][:3] == ["<b>Conv2D</b>", "(26, 26, 32)", "320 params"]
+    assert fig.layout.height == 20 + 120 * 2
+    assert len([s for s in fig.layout.shapes if s.type == "path"]) == 1  # the arrow on to the second row
