@@ -354,7 +354,7 @@ def run_panel(page: str, spec: RunSpec, make_runs: Callable[[], list[ModelRun]],
     ``seed_key`` is the page's seed widget key: a finished run offers "train again with a new seed".
     """
     v = view(spec)
-    cols = st.columns([1, 4])
+    cols = st.columns([3, 7])  # wide enough for the longest start label at 1280 px
     if v is None or v.record.state in ("failed", "interrupted"):
         slot = cols[0].empty()
         clicked = slot.button(start_label, type="primary", key=f"{page}.start", disabled=disabled)

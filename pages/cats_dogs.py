@@ -9,7 +9,7 @@ from dnn2core import catsdogs as cd
 from dnn2core import data, device, keras_code, models, pretrained, runs, uploads
 from dnn2core.training import Budget
 from dnn2ui import bases as shared_bases
-from dnn2ui import live, present, uploads_ui
+from dnn2ui import exercises, live, present, uploads_ui
 from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
 
@@ -137,7 +137,7 @@ else:
 full_train = len(folder.train) if folder else cd.SUBSET_TRAIN
 full_val = len(folder.validation) if folder else 1000
 with present.settings("Training settings"):
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3 = st.columns([2, 1, 1])  # the approaches get a wide column: their names must not be cut off
     approaches = url.multiselect("models", "Approaches", list(cd.APPROACHES), ["From scratch", "VGG16 frozen"],
                                  where=c1)
     seed = url.number("seed", "Seed", 0, 0, 1_000_000, where=c1, step=1)
@@ -153,13 +153,17 @@ with present.settings("Training settings"):
     epochs = url.slider("epochs", "Epochs", 1, 30, 5, where=c3)
     ft_epochs = url.slider("ftepochs", "Fine-tuning epochs", 1, 10, 2, where=c3)
     batch_size = url.select_slider("batch", "Batch size", [16, 32, 64], 32, where=c3)
-    deeper = url.toggle("deeper", "Deeper scratch net (up to 512 filters)", False, where=c4)
-    scratch_aug = url.toggle("aug", "Augmentation (scratch)", False, where=c4)
-    dropout = url.select_slider("dropout", "Dropout (scratch)", [0.0, 0.25, 0.5], 0.0, where=c4)
-    fast = url.toggle("fast", "Fast path: cached base features", True, where=c4,
+    g1, g2 = st.columns(2)
+    g1.markdown("**From scratch**")
+    deeper = url.toggle("deeper", "Deeper network (up to 512 filters)", False, where=g1)
+    scratch_aug = url.toggle("aug", "Augmentation", False, where=g1, help="Random flips, rotations and zooms.")
+    dropout = url.select_slider("dropout", "Dropout", [0.0, 0.25, 0.5], 0.0, where=g1)
+    g2.markdown("**Frozen pretrained base**")
+    fast = url.toggle("fast", "Fast path: cached base features", True, where=g2,
                       help="Run the frozen base once over all images, then train only the head on the stored "
                            "features. Not possible with augmentation.")
-    frozen_aug = url.toggle("faug", "Augmentation (frozen base)", False, where=c4)
+    frozen_aug = url.toggle("faug", "Augmentation", False, where=g2, help="Random flips, rotations and zooms: "
+                            "the base then runs on every image in every epoch (no fast path).")
     typed_weights = st.text_input("VGG16 weights file (blank: Keras' ImageNet weights, from the Keras cache or "
                                   "downloaded once; a typed file must lie in the data folder or the Keras cache)",
                                   key=f"{PAGE}.weights", placeholder="my_vgg16.weights.h5")
@@ -257,14 +261,18 @@ with tab_results:
                            if mp.results.get("extract_seconds")), None)
         frame = cd.results_frame(history, kinds, {n: mp.epoch_seconds for n, mp in snap.models.items()}, store_secs)
         st.caption(snap.label)
-        cols = st.columns(max(1, len(frame)))
-        for col, row in zip(cols, frame.itertuples(index=False)):
-            col.metric(f"{row.model}: validation accuracy", f"{row[2]:.1%}",
-                       help=f"best {row[3]:.1%}, final training accuracy {row[4]:.1%}")
+        st.markdown("**Validation accuracy** after the last epoch")
+        per_row = min(3, max(1, len(frame)))  # at most three to a row: names like "VGG16 fine-tuned (random
+        rows = list(frame.itertuples(index=False))  # weights)" must fit at 1280 px
+        for start in range(0, len(rows), per_row):
+            for col, row in zip(st.columns(per_row), rows[start:start + per_row]):
+                col.metric(row.model, f"{row[2]:.1%}", help=f"best {row[3]:.1%}, final training accuracy {row[4]:.1%}")
         st.plotly_chart(cd.validation_curves_figure(history, references=REFERENCES), key=f"{PAGE}.valcurves")
         st.dataframe(frame, hide_index=True, key=f"{PAGE}.results",
-                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in
-                                    ("final val accuracy", "best val accuracy", "final train accuracy")})
+                     column_config={"model": st.column_config.TextColumn(width="large"),
+                                    "how": st.column_config.TextColumn(width="medium"),
+                                    **{c: st.column_config.NumberColumn(format="%.3f") for c in
+                                       ("final val accuracy", "best val accuracy", "final train accuracy")}})
         heads = frame[frame["how"] == "frozen (cached features)"]
         if len(heads) and store_secs:
             h = heads.iloc[0]
@@ -359,4 +367,6 @@ time, and accuracy near chance for the frozen base. {pretrained.how_to_get_weigh
 to use a smaller one — `keras.optimizers.RMSprop(learning_rate=1e-5)`.
 """)
 
+
+exercises.try_this(PAGE, url, run)
 url.sync()

@@ -6,7 +6,7 @@ import streamlit as st
 
 from dnn2core import convolution as conv
 from dnn2core import data, keras_code, plots, uploads
-from dnn2ui import present
+from dnn2ui import exercises, present
 from dnn2ui.sidebar import use_data
 from dnn2ui.state import UrlState, as_code
 
@@ -223,4 +223,6 @@ with tab_code:
                                         (*image.shape[:2], channels), pool=pool, pool_stride=pool_stride),
             language="python")
 
+
+exercises.try_this("convolution", url)
 url.sync()

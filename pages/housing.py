@@ -8,7 +8,7 @@ import streamlit as st
 
 from dnn2core import regression as reg
 from dnn2core import data, experiments, keras_code, runs
-from dnn2ui import live, present
+from dnn2ui import exercises, live, present
 from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
 
@@ -68,7 +68,7 @@ data_banner(loaded.provenance)
 complete = reg.numeric_complete(df)
 
 with present.settings("Settings"):
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4 = st.columns([1, 1, 1.25, 1])  # the toggles' labels must fit at 1280 px
     epochs = url.number("epochs", "Epochs (the course: 500, then 5,000)", 100, 1, 5000, where=c1, step=50)
     batch_size = url.select_slider("batch", "Batch size", [16, 32, 64, 128, 256], 32, where=c1)
     seed = url.number("seed", "Seed (shuffle and weights)", 0, 0, 1_000_000, where=c2, step=1)
@@ -242,4 +242,6 @@ with tab_data:
 with tab_code:
     st.code(keras_code.housing_code(settings, prep.n_features, len(train)), language="python")
 
+
+exercises.try_this(PAGE, url, run)
 url.sync()

@@ -14,7 +14,7 @@ import streamlit as st
 from dnn2core import adversarial, data, digits, interpret, keras_code, pretrained, runs, uploads
 from dnn2core.training import Budget, ModelRun
 from dnn2ui import bases as shared_bases
-from dnn2ui import live
+from dnn2ui import exercises, live
 from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
 
@@ -524,4 +524,6 @@ with tab_attack:
 with tab_code:
     code_tab(choice, layer, cam_layer, attack)
 
+
+exercises.try_this("inside", url)
 url.sync()

@@ -6,7 +6,7 @@ import streamlit as st
 
 from dnn2core import data, digits, evaluation, experiments, keras_code, models, plots, runs, uploads
 from dnn2core.training import build_locked
-from dnn2ui import canvas, live, present
+from dnn2ui import canvas, exercises, live, present
 from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
 
@@ -243,4 +243,6 @@ with tab_shift:
 with tab_code:
     st.code(keras_code.mnist_code(settings), language="python")
 
+
+exercises.try_this("mnist", url, run)
 url.sync()

@@ -8,7 +8,7 @@ import streamlit as st
 
 from dnn2core import data, experiments, forecasting as fc, keras_code, models, runs, uploads
 from dnn2core.training import build_locked
-from dnn2ui import live, present
+from dnn2ui import exercises, live, present
 from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
 
@@ -341,4 +341,6 @@ with tab_cell:
 with tab_code:
     st.code(keras_code.sequences_code(settings, prep.input_shape), language="python")
 
+
+exercises.try_this(PAGE, url, run)
 url.sync()

@@ -7,7 +7,7 @@ import streamlit as st
 from dnn2core import data, evaluation, experiments, keras_code, runs
 from dnn2core import tricks as tr
 from dnn2core.training import Budget
-from dnn2ui import live
+from dnn2ui import exercises, live
 from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
 
@@ -83,7 +83,7 @@ with tab_shuffle:
     sh_epochs = url.slider("sh_epochs", "Epochs", 1, 20, 5, where=c1)
     sh_batch = url.select_slider("sh_batch", "Batch size", BATCHES, 32, where=c2, format_func=batch_label)
     sh_opt = url.selectbox("sh_opt", "Optimizer", ["sgd", "adam", "rmsprop"], "sgd", where=c2)
-    sh_keras = url.checkbox("sh_keras", "Also: sorted data with fit(shuffle=True)", False, where=c3,
+    sh_keras = url.checkbox("sh_keras", "Also: sorted, with fit(shuffle=True)", False, where=c3,
                             help="Keras' fit() reshuffles every epoch by default, which undoes the sorting.")
     sh_spec = spec("shuffle", n=int(n_shuffle), epochs=int(sh_epochs), batch=int(sh_batch), opt=sh_opt,
                    keras=bool(sh_keras))
@@ -242,4 +242,6 @@ with tab_prior:
     live.results_footer(PRIOR, job, "val_accuracy", part="prior")
     st.code(keras_code.tricks_code("prior", pr_spec.settings), language="python")
 
+
+exercises.try_this("tricks", url)
 url.sync()

@@ -299,3 +299,47 @@ def full_page_screenshot(page, path: Path, width: int = 1400, max_height: int = 
     finally:
         if original:
             page.set_viewport_size(original)
+
+
+# Text a learner cannot read: an element inside the main area (or the sidebar) whose content is
+# wider than its box while the box clips it (overflow hidden, or an ellipsis). Scroll boxes (code,
+# tables) scroll on purpose and are left out; so are boxes of hidden tabs (zero width).
+_CLIPPED_JS = """() => {
+  const roots = [document.querySelector('[data-testid="stMain"]'),
+                 document.querySelector('[data-testid="stSidebar"]')].filter(Boolean);
+  const out = [];
+  for (const root of roots) {
+    for (const el of root.querySelectorAll('*')) {
+      if (el.clientWidth <= 2 || el.scrollWidth <= el.clientWidth + 1) continue;  // 1 px: screen-reader text
+      const cs = getComputedStyle(el);
+      if (cs.overflowX === 'auto' || cs.overflowX === 'scroll') continue;
+      if (cs.overflowX === 'visible' && cs.textOverflow !== 'ellipsis') continue;
+      const text = (el.innerText || '').trim();
+      if (!text) continue;
+      if (el.closest('[data-testid="stCode"], [data-testid="stDataFrame"], .js-plotly-plot, pre, .katex-mathml')) continue;
+      const owner = el.closest('[data-testid]');
+      const short = Array.from(text.replace(/\s+/g, ' ')).slice(0, 50).join('');
+      out.push(`${owner ? owner.dataset.testid : el.tagName}: "${short}" (${el.scrollWidth} > ${el.clientWidth} px)`);
+    }
+  }
+  return [...new Set(out)];
+}"""
+
+
+def clipped_text(page) -> list[str]:
+    """Clipped (truncated or cut-off) text now visible on the page; see _CLIPPED_JS."""
+    return page.evaluate(_CLIPPED_JS)
+
+
+def clipped_in_every_tab(page, settle_ms: int = 250) -> list[str]:
+    """Clipped text in each of the page's main tabs in turn (tabs switch in the browser, no rerun)."""
+    found = clipped_text(page)
+    tabs = page.locator('[data-testid="stMain"] [data-baseweb="tab-list"] [role="tab"]')
+    for i in range(tabs.count()):
+        tab = tabs.nth(i)
+        if not tab.is_visible():
+            continue
+        tab.click()
+        page.wait_for_timeout(settle_ms)
+        found += [f"tab {tab.inner_text().strip()!r}: {c}" for c in clipped_text(page)]
+    return list(dict.fromkeys(found))

@@ -2,8 +2,9 @@
 
 Starts `streamlit run app.py` headless on a free port (DNN2_OFFLINE=1), opens each page of
 dnn2ui/pages.py, waits for Streamlit to finish the script run and paint its charts, and fails
-on an exception box, an error alert, or an h1 that is not the page's registered title. Saves a
-full-page screenshot per page under artifacts/e2e/<stem>.png, then changes the stride on the
+on an exception box, an error alert, an h1 that is not the page's registered title, or text cut
+off (wider than its clipping box) in any main tab at 1400x1000 or 1280x720. Saves full-page
+screenshots per page under artifacts/e2e/<stem>.png (and <stem>-1280.png), then changes the stride on the
 convolution page (through the link and with the keyboard) to prove widgets and URL settings
 work in a real browser, and opens every page in the presenter view at 1280x720
 (artifacts/e2e/present-<stem>.png). Ends with `e2e: N passed, M failed`; exits 1 on any failure.
@@ -25,8 +26,8 @@ from urllib.parse import parse_qs, urlparse
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from harness import (ARTIFACTS, Server, ServerError, full_page_screenshot, launch_browser,  # noqa: E402
-                     page_problems, wait_for_app_idle, wait_for_rerun)
+from harness import (ARTIFACTS, Server, ServerError, clipped_in_every_tab, full_page_screenshot,  # noqa: E402
+                     launch_browser, page_problems, wait_for_app_idle, wait_for_rerun)
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
@@ -34,6 +35,7 @@ from dnn2ui.pages import HOME, PAGES  # noqa: E402
 from live_training import check_mnist_live  # noqa: E402
 from presenter import check_presenter  # noqa: E402
 
+SIZES = ((1400, 1000), (1280, 720))  # the issue's learner and projector screens
 HOME_H1 = "DNN2 Studio"  # the home page greets with the app's name; its menu entry is HOME.title
 
 
@@ -52,7 +54,7 @@ def url_path(page_path: str) -> str:
 
 def check_page(browser, base_url: str, info, timeout: float) -> Check:
     stem = Path(info.path).stem
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
     problems: list[str] = []
     t0 = time.perf_counter()
     try:
@@ -66,6 +68,12 @@ def check_page(browser, base_url: str, info, timeout: float) -> Check:
         if found.title != wanted:
             problems.append(f"h1 is {found.title!r}, expected {wanted!r}")
         full_page_screenshot(page, ARTIFACTS / f"{stem}.png")
+        for width, height in SIZES:  # a learner's screen and a projector's: no text may be cut off
+            page.set_viewport_size({"width": width, "height": height})
+            page.wait_for_timeout(300)
+            problems += [f"clipped at {width}x{height}: {c}" for c in clipped_in_every_tab(page)]
+            if width != 1400:
+                full_page_screenshot(page, ARTIFACTS / f"{stem}-{width}.png", width=width)
     except PlaywrightTimeout:
         seconds = time.perf_counter() - t0
         problems.append(f"timeout: the page had not finished running and painting after {timeout:g} s "
@@ -118,7 +126,7 @@ def _assert_stride(page, stride: int) -> None:
 
 def check_convolution_stride(browser, base_url: str, timeout: float) -> Check:
     """A stride from the link is used, and moving the slider updates the formulas and the link."""
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
     t0 = time.perf_counter()
     try:
         page.goto(base_url + "/convolution?stride=2&pad=valid", wait_until="domcontentloaded")
