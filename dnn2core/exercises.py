@@ -148,12 +148,12 @@ EXERCISES: dict[str, tuple[Exercise, ...]] = {
     ),
     "mnist": (
         Exercise("cnn_vs_dense", "Dense or convolutional?", 2,
-                 "Both models train on the same 5,000 digits for 3 epochs. Which reaches the higher test "
+                 "Both models train on the same 2,000 digits for 3 epochs. Which reaches the higher test "
                  "accuracy?", ("The dense network", "The CNN", "They tie"), 1,
                  "The CNN shares each 3×3 filter across the whole image, so what it learns about a stroke in one "
                  "place counts everywhere, with far fewer weights per feature than a dense layer that must "
                  "relearn it at every pixel. The course's full runs: 97% dense, 99.3% CNN.",
-                 settings={"models": ["Dense", "CNN"], "n": 5000, "epochs": 3, "opt": "rmsprop", "lr": 1e-3,
+                 settings={"models": ["Dense", "CNN"], "n": 2000, "epochs": 3, "opt": "rmsprop", "lr": 1e-3,
                            "batch": 32}, check=_cnn_beats_dense),
         Exercise("lr", "A learning rate a hundred times larger", 2,
                  "Train the dense network with RMSprop at learning rate 0.1 instead of 0.001. What happens?",
@@ -162,14 +162,14 @@ EXERCISES: dict[str, tuple[Exercise, ...]] = {
                  "Each update jumps so far that the loss bounces instead of descending; accuracy can stay near "
                  "chance (10%). Look at the loss curve, then compare both runs in the run table below the "
                  "training panel.",
-                 settings={"models": ["Dense"], "lr": 0.1, "opt": "rmsprop", "epochs": 3, "n": 5000}),
+                 settings={"models": ["Dense"], "lr": 0.1, "opt": "rmsprop", "epochs": 3, "n": 2000}),
         Exercise("moved", "Move the digits", 4,
                  "After a run, open *Moved digits*: the test digits are shifted a few pixels. Whose accuracy "
                  "falls faster?", ("The dense network's", "The CNN's", "Neither falls"), 0,
                  "The dense network ties each weight to one pixel, so a shifted stroke meets untrained weights; "
                  "the CNN's shared filters still fire and pooling absorbs a pixel or two. Neither is fully "
                  "invariant: a digit in the corner fools both.",
-                 settings={"models": ["Dense", "CNN"], "n": 5000, "epochs": 3}),
+                 settings={"models": ["Dense", "CNN"], "n": 2000, "epochs": 3}),
     ),
     "cats_dogs": (
         Exercise("pretrained", "Scratch against a pretrained base", 3,

@@ -14,5 +14,5 @@ def draw_digit(key: str) -> bytes | None:
 
     result = st_canvas(stroke_width=CANVAS_STROKE, stroke_color="#FFFFFF", background_color="#000000",
                        height=CANVAS_SIDE, width=CANVAS_SIDE, drawing_mode="freedraw", return_image_data=True,
-                       key=key, label="Draw one digit")
+                       key=key)
     return result.image_bytes

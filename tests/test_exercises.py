@@ -29,7 +29,7 @@ def test_every_page_has_two_to_four_well_formed_exercises():
 
 def test_a_run_is_read_only_when_its_settings_are_the_exercises():
     cnn = next(e for e in ex.for_page("mnist") if e.key == "cnn_vs_dense")
-    settings = {"models": ["CNN", "Dense"], "n": 5000, "epochs": 3, "opt": "rmsprop", "lr": 0.001, "batch": 32,
+    settings = {"models": ["CNN", "Dense"], "n": 2000, "epochs": 3, "opt": "rmsprop", "lr": 0.001, "batch": 32,
                 "seed": 7, "api": "sequential"}
     assert ex.applies_to(cnn, settings)
     assert not ex.applies_to(cnn, {**settings, "epochs": 4})
