@@ -194,10 +194,12 @@ with tab_digit:
         if src == "Draw one":
             pad, tips = st.columns([1, 2])
             with pad:
+                st.caption("Draw here ↓")  # room for the pad's toolbar, which floats above it
                 png = canvas.draw_digit("mnist.canvas")
             tips.markdown("Draw a digit with the mouse or a finger, large and centred, then let go: both models "
-                          "classify it. The bin icon under the pad clears it. Your drawing is cropped, scaled "
-                          "into a 20×20 box and centred like the MNIST digits before the models see it.")
+                          "classify it. The icons above the pad undo, redo and clear it (the bin). Your drawing "
+                          "is cropped, scaled into a 20×20 box and centred like the MNIST digits before the "
+                          "models see it.")
             try:
                 digit = digits.digit_from_canvas(png)
             except ValueError as exc:  # the canvas's picture failed the upload checks

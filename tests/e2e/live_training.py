@@ -67,6 +67,25 @@ def check_mnist_live(browser, base_url: str, timeout: float = 180.0) -> list[str
             problems.append("after a reload the stored run was not shown (Start offered again)")
         print(f"  refresh: the finished run was back on screen {refresh_s:.2f} s after the reload")
 
+        # draw a digit with the mouse: a "1", one stroke down the pad; the models classify it
+        page.get_by_role("tab", name="Your digit").click()
+        pad = page.locator('[data-testid="stMain"] canvas.upper-canvas').first
+        pad.wait_for(timeout=30_000)
+        box = pad.bounding_box()
+        x, top, bottom = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.15, box["y"] + box["height"] * 0.85
+
+        def draw_one() -> None:
+            page.mouse.move(x, top)
+            page.mouse.down()
+            for k in range(1, 21):
+                page.mouse.move(x, top + (bottom - top) * k / 20)
+            page.mouse.up()
+
+        wait_for_rerun(page, draw_one, timeout)
+        page.get_by_text("As the models see it").first.wait_for(timeout=30_000)
+        if not page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Class probabilities").count():
+            problems.append("a drawn digit got no class probabilities")
+
         # a long run keeps training while its learner reads another page of the same session
         page.goto(base_url + "/mnist?n=4000&epochs=20&models=CNN&batch=16&seed=2", wait_until="domcontentloaded")
         wait_for_app_idle(page, timeout)
