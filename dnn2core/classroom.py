@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Collection, Iterable, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from dnn2core.env import env_text
 from dnn2core.device import process_rss_mb
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,7 +43,7 @@ PAUSED_WORDS = ("Your instructor has paused new trainings for a moment. Runs alr
 
 def instructor_key() -> str:
     """The key from ``DNN2_INSTRUCTOR_KEY``; empty means the instructor page is off."""
-    return os.environ.get("DNN2_INSTRUCTOR_KEY", "").strip()
+    return env_text("DNN2_INSTRUCTOR_KEY")
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import threading
 import time
 from typing import Any
 
+from dnn2core.env import env_number, env_text
 from dnn2core.training import Budget, JobProgress, ModelRun
 
 __all__ = ["RayJob", "connect", "job_resources", "ray_address", "shutdown"]
@@ -40,22 +41,14 @@ _remote: Any = None
 
 def ray_address() -> str | None:
     """``DNN2_RAY_ADDRESS``, or None: then the cluster backend is off and Ray is never imported."""
-    return os.environ.get("DNN2_RAY_ADDRESS", "").strip() or None
+    return env_text("DNN2_RAY_ADDRESS") or None
 
 
 def job_resources() -> dict[str, float]:
     """What one job asks Ray for: ``num_gpus`` from ``DNN2_GPU_PER_JOB`` (a fraction shares a GPU),
     otherwise ``num_cpus`` from ``DNN2_CPU_PER_JOB`` (default 1)."""
     def read(name: str) -> float | None:
-        raw = os.environ.get(name, "").strip()
-        if not raw:
-            return None
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError(f"{name} must be a number, got {raw!r}.") from None
-        if not 0 < value <= 64:
-            raise ValueError(f"{name} must be above 0 and at most 64, got {value:g}.")
+        value = env_number(name, 0.0, above=0, maximum=64) if env_text(name) else None
         return value
 
     gpus = read("DNN2_GPU_PER_JOB")
@@ -79,7 +72,7 @@ def connect(address: str | None = None) -> Any:
 
                 root = str(Path(__file__).resolve().parents[1])
                 ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False,
-                         num_cpus=int(os.environ.get("DNN2_RAY_CPUS", "0")) or None,
+                         num_cpus=int(env_number("DNN2_RAY_CPUS", 0, whole=True, minimum=0)) or None,
                          runtime_env={"env_vars": {"PYTHONPATH": root}})
                 import atexit
 

@@ -28,9 +28,11 @@ from typing import Any, Callable, Generic, Iterable, TypeVar
 
 import numpy as np
 
+from dnn2core.env import env_flag, env_number, env_text
+
 T = TypeVar("T")
 
-DOWNLOAD_TIMEOUT_S = float(os.environ.get("DNN2_DOWNLOAD_TIMEOUT", "5"))
+DOWNLOAD_TIMEOUT_S = env_number("DNN2_DOWNLOAD_TIMEOUT", 5.0, above=0)
 _FAILED_DOWNLOADS: dict[str, float] = {}  # url -> time of failure; avoids re-trying on every rerun
 _RETRY_AFTER_S = 300.0
 
@@ -61,7 +63,7 @@ class Loaded(Generic[T]):
 
 def data_dir() -> Path:
     """The folder searched first for every dataset (``DNN2_DATA_DIR``)."""
-    return Path(os.environ.get("DNN2_DATA_DIR", "~/.dnn2/data")).expanduser()
+    return Path(env_text("DNN2_DATA_DIR", "~/.dnn2/data")).expanduser()
 
 
 def keras_home() -> Path:
@@ -76,7 +78,7 @@ def keras_cache_dir() -> Path:
 
 def offline() -> bool:
     """``DNN2_OFFLINE=1`` skips download attempts entirely (tests, air-gapped servers)."""
-    return os.environ.get("DNN2_OFFLINE", "") not in ("", "0", "false", "False")
+    return env_flag("DNN2_OFFLINE")
 
 
 def find_file(names: Iterable[str], subdirs: Iterable[str] = ("",), roots: Iterable[Path] | None = None) -> Path | None:

@@ -17,7 +17,6 @@ TensorFlow and Keras are imported inside functions only, so importing this modul
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -27,6 +26,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from dnn2core.env import env_number
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -113,8 +114,8 @@ def default_mnist_cnn(seed: int = 0, train_size: int | None = None, epochs: int 
     from dnn2core.models import build_mnist_cnn
     from dnn2core.training import BUILD_LOCK
 
-    train_size = int(train_size or os.environ.get("DNN2_DEFAULT_CNN_TRAIN", "4000"))
-    epochs = int(epochs or os.environ.get("DNN2_DEFAULT_CNN_EPOCHS", "3"))
+    train_size = int(train_size or env_number("DNN2_DEFAULT_CNN_TRAIN", 4000, whole=True, minimum=10))
+    epochs = int(epochs or env_number("DNN2_DEFAULT_CNN_EPOCHS", 3, whole=True, minimum=1))
     if train_size < 10 or epochs < 1:
         raise ValueError("The default CNN needs at least 10 training digits and 1 epoch.")
     loaded = data.load_mnist()

@@ -11,7 +11,6 @@ it), and writes the finished run (history, metrics, artifacts, models) into the 
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import threading
 import weakref
@@ -19,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
+from dnn2core.env import env_number
 from dnn2core.runs import RunRecord, RunSpec, RunStore, new_owner
 from dnn2core.training import Budget, JobGate, JobProgress, ModelRun, TrainingJob, history_frame
 
@@ -73,13 +73,8 @@ class LearnerLimit(ValueError):
 def learner_limits() -> tuple[int, int]:
     """(running, queued) jobs one session may own at once: ``DNN2_LEARNER_RUNNING`` and
     ``DNN2_LEARNER_QUEUED``, default one of each, so one tab cannot fill the queue."""
-    def read(name: str, default: int) -> int:
-        raw = os.environ.get(name, "").strip()
-        try:
-            return max(0, int(raw)) if raw else default
-        except ValueError:
-            return default
-    return read("DNN2_LEARNER_RUNNING", 1), read("DNN2_LEARNER_QUEUED", 1)
+    return (int(env_number("DNN2_LEARNER_RUNNING", 1, whole=True, minimum=0)),
+            int(env_number("DNN2_LEARNER_QUEUED", 1, whole=True, minimum=0)))
 
 
 def _summary_metrics(progress: JobProgress) -> dict:

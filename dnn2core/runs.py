@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 
+from dnn2core.env import env_number, env_text
+
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
@@ -72,7 +74,7 @@ class StoreError(RuntimeError):
 
 
 def default_runs_dir() -> Path:
-    return Path(os.environ.get("DNN2_RUNS_DIR", "~/.dnn2/runs")).expanduser()
+    return Path(env_text("DNN2_RUNS_DIR", "~/.dnn2/runs")).expanduser()
 
 
 def _canonical(value: Any) -> Any:
@@ -243,7 +245,7 @@ class _ModelCache:
             self._items.clear()
 
 
-MODEL_CACHE = _ModelCache(int(os.environ.get("DNN2_MODEL_CACHE", "6")))
+MODEL_CACHE = _ModelCache(int(env_number("DNN2_MODEL_CACHE", 6, whole=True, minimum=1)))
 _ARTIFACT_CACHE = _ModelCache(16)
 
 
@@ -255,7 +257,7 @@ class RunStore:
                  reference_dir: str | Path | None = None) -> None:
         self.root = Path(path).expanduser() if path is not None else default_runs_dir()
         if max_bytes is None:
-            max_bytes = int(float(os.environ.get("DNN2_RUNS_MAX_GB", "5")) * 1024**3)
+            max_bytes = int(env_number("DNN2_RUNS_MAX_GB", 5.0, above=0) * 1024**3)
         self.max_bytes = int(max_bytes)
         self.reference_dir = Path(reference_dir) if reference_dir is not None else None
         self.notes: list[str] = []  # what the store repaired on opening, in words for the page

@@ -94,15 +94,10 @@ class Budget:
         """The server's budget: ``DNN2_JOB_SECONDS`` (default 1800: the course's 500-epoch forecasting run
         fits) and ``DNN2_IDLE_SECONDS`` (180), read here only, so every page and the README agree;
         pages set only the epoch and sample caps of their experiment."""
-        def read(name: str, default: float) -> float:
-            raw = os.environ.get(name, "").strip()
-            try:
-                value = float(raw) if raw else default
-            except ValueError:
-                value = default
-            return value if value > 0 and math.isfinite(value) else default
+        from dnn2core.env import env_number
 
-        values = {"max_seconds": read("DNN2_JOB_SECONDS", 1800.0), "idle_seconds": read("DNN2_IDLE_SECONDS", 180.0)}
+        values = {"max_seconds": env_number("DNN2_JOB_SECONDS", 1800.0, above=0),
+                  "idle_seconds": env_number("DNN2_IDLE_SECONDS", 180.0, above=0)}
         values.update(overrides)
         return cls(**values)
 
@@ -269,15 +264,11 @@ def default_max_jobs() -> int:
     One job per GPU because two fits on one card mostly fight for memory; on CPU, TensorFlow
     uses several threads per fit, so a 2-core machine runs one job at a time.
     """
-    raw = os.environ.get("DNN2_MAX_JOBS", "").strip()
-    if raw:
-        try:
-            value = int(raw)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise ValueError(f"DNN2_MAX_JOBS must be a whole number >= 1, got {raw!r}.")
-        return value
+    from dnn2core.env import env_number
+
+    chosen = int(env_number("DNN2_MAX_JOBS", 0, whole=True, minimum=1))
+    if chosen:
+        return chosen
     gpus = _visible_gpus()
     if gpus:
         return gpus

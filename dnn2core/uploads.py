@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+from dnn2core.env import env_flag, env_number
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -466,7 +468,7 @@ def scan_images(paths: Iterable[str], **limits: int) -> ScanReport:
 # ============================================================================= session folders on disk
 
 SESSION_PREFIX = "dnn2-"
-SESSION_DISK_QUOTA = int(os.environ.get("DNN2_SESSION_DISK_MB", "250")) * _MB
+SESSION_DISK_QUOTA = int(env_number("DNN2_SESSION_DISK_MB", 250, whole=True, minimum=1)) * _MB
 STALE_AFTER_S = 12 * 3600.0  # no live session keeps a folder untouched this long
 
 
@@ -541,7 +543,7 @@ class Root:
 
 def server_paths_allowed() -> bool:
     """``DNN2_ALLOW_SERVER_PATHS=1``: any path (a single-user machine, not a classroom server)."""
-    return os.environ.get(ALLOW_SERVER_PATHS_ENV, "") not in ("", "0", "false", "False")
+    return env_flag(ALLOW_SERVER_PATHS_ENV)
 
 
 def allowed_roots(session_dir: str | Path | None = None) -> list[Root]:

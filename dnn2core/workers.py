@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dnn2core.device import process_rss_mb
+from dnn2core.env import env_number
 from dnn2core.training import Budget, JobGate, JobProgress, ModelRun, QueueFull, default_max_jobs
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,16 +41,7 @@ WORKER_DIED = ("The training worker stopped unexpectedly (it crashed, ran out of
 
 
 def _read_int(name: str, default: int, minimum: int = 0) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}.") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}.")
-    return value
+    return int(env_number(name, default, whole=True, minimum=minimum))
 
 
 def default_workers() -> int:

@@ -10,7 +10,6 @@ the store.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 import pandas as pd
 import streamlit as st
 
+from dnn2core.env import env_number
 from dnn2core import classroom, plots
 from dnn2core.jobs import JobRegistry, LearnerLimit, RunView
 from dnn2core.runs import RunRecord, RunSpec, RunStore, StoreError, default_runs_dir
@@ -40,7 +40,7 @@ QUEUED_POLL_S = 3.0  # a learner waiting in the queue polls rarely: their tab mu
 @st.cache_resource(show_spinner=False)
 def shared_gate() -> JobGate:
     """One gate per server process: at most N jobs train at once, the rest queue in order."""
-    return JobGate(default_max_jobs(), max_waiting=int(os.environ.get("DNN2_MAX_WAITING", "50")))
+    return JobGate(default_max_jobs(), max_waiting=int(env_number("DNN2_MAX_WAITING", 50, whole=True, minimum=1)))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import tomllib
 
+import pytest
+
 from conftest import ROOT
 
 
@@ -44,3 +46,34 @@ def test_requirements_have_lower_bounds_only():
         line = line.split("#")[0].strip()
         if line:
             assert ">=" in line and "==" not in line and "<" not in line.replace("<=", ""), line
+
+
+def test_server_settings_have_one_reader_that_names_the_variable_when_a_value_is_wrong(monkeypatch):
+    from dnn2core.env import env_flag, env_number, env_text
+    from dnn2core.jobs import learner_limits
+    from dnn2core.training import Budget
+
+    monkeypatch.setenv("DNN2_X", " 7 ")
+    assert env_number("DNN2_X", 1, whole=True) == 7 and env_text("DNN2_X") == "7"
+    monkeypatch.setenv("DNN2_X", "")
+    assert env_number("DNN2_X", 2.5) == 2.5 and env_text("DNN2_X", "d") == "d" and not env_flag("DNN2_X")
+    for raw, kw, words in (("seven", dict(whole=True), "whole number"), ("nan", {}, "finite"),
+                           ("0", dict(above=0), "above 0"), ("-1", dict(minimum=0), "at least 0"),
+                           ("99", dict(maximum=64), "at most 64")):
+        monkeypatch.setenv("DNN2_X", raw)
+        with pytest.raises(ValueError, match=f"DNN2_X must be .*{words}"):
+            env_number("DNN2_X", 1, **kw)
+    monkeypatch.setenv("DNN2_X", "maybe")
+    with pytest.raises(ValueError, match="DNN2_X must be 1 or 0"):
+        env_flag("DNN2_X")
+    # the settings a class runs on no longer fall back silently when mistyped
+    monkeypatch.setenv("DNN2_JOB_SECONDS", "half an hour")
+    with pytest.raises(ValueError, match="DNN2_JOB_SECONDS"):
+        Budget.from_env()
+    monkeypatch.setenv("DNN2_JOB_SECONDS", "900")
+    assert Budget.from_env().max_seconds == 900.0
+    monkeypatch.setenv("DNN2_LEARNER_QUEUED", "2")
+    assert learner_limits() == (1, 2)
+    monkeypatch.setenv("DNN2_LEARNER_QUEUED", "two")
+    with pytest.raises(ValueError, match="DNN2_LEARNER_QUEUED"):
+        learner_limits()
