@@ -62,7 +62,7 @@ def input_image(url: UrlState) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- playground tab
 
-def filter_controls(url: UrlState) -> tuple[Filter, np.ndarray | None, str]:
+def filter_controls(url: UrlState) -> tuple[Filter, np.ndarray | None]:
     """Kernel size, preset, bias, activation, stride, padding, pooling and the editable kernel."""
     with present.settings("Filter and kernel", folded_only_when_presenting=True):
         c1, c2, c3, c4 = st.columns(4)
@@ -75,7 +75,7 @@ def filter_controls(url: UrlState) -> tuple[Filter, np.ndarray | None, str]:
         pool = url.select_slider("pool", "Max-pool size", [0, 2, 3, 4], 2, where=c4, help="0 = no pooling")
         pool_stride = url.slider("pool_s", "Pool stride", 1, 4, 2, where=c4)
         kernel = kernel_editor(preset, size)
-    return Filter(size, bias, activation, stride, padding, pool, pool_stride), kernel, preset
+    return Filter(size, bias, activation, stride, padding, pool, pool_stride), kernel
 
 
 def kernel_editor(preset: str, size: int) -> np.ndarray | None:
@@ -133,7 +133,7 @@ def _cell_clicked(row_key: str, col_key: str) -> None:
 
 def playground_tab(url: UrlState, image: np.ndarray) -> Filter:
     """Sweep one filter over the image; click a feature-map cell to see its value computed."""
-    settings, kernel, _ = filter_controls(url)
+    settings, kernel = filter_controls(url)
     if kernel is None:
         return settings
     try:
