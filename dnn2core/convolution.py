@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -366,3 +366,135 @@ def run_playground(image: np.ndarray, kernel: np.ndarray, bias: float, stride: i
     pooled = max_pool2d(fmap, pool_size, pool_stride) if pool_size else None
     return PlaygroundResult(fmap, pre, pooled, x.shape[:2], fmap.shape[:2],
                             None if pooled is None else pooled.shape[:2])
+
+
+# ----------------------------------------------------------------------------- inspecting one cell
+
+CHANNEL_NAMES = ("red", "green", "blue")  # the order PIL and Keras keep a colour image's channels in
+
+
+def channel_names(channels: int) -> list[str]:
+    """Names for an image's channels: red, green, blue for a colour photo, else 'channel 1', ..."""
+    if channels == len(CHANNEL_NAMES):
+        return list(CHANNEL_NAMES)
+    return [f"channel {i + 1}" for i in range(channels)]
+
+
+def channel_sums(products: np.ndarray) -> np.ndarray:
+    """Per-channel sums of a kxkxC products block: the C partial sums whose total is the
+    filter's sum of products (what the page shows to explain a 3-channel kernel)."""
+    p = np.asarray(products, dtype=np.float64)
+    return p.reshape(-1, 1).sum(axis=0) if p.ndim == 2 else p.sum(axis=(0, 1))
+
+
+def clamp_cell(row: int, col: int, shape: tuple[int, int]) -> tuple[int, int]:
+    """The inspected output cell moved to the nearest one inside a map of ``shape`` (rows, columns).
+
+    A new image or stride changes the feature map's size; the learner's cell should stay where it
+    was when it still exists (or move to the edge), not jump back to the corner."""
+    rows, cols = int(shape[0]), int(shape[1])
+    if rows < 1 or cols < 1:
+        raise ValueError(f"A feature map needs at least one cell; got shape {tuple(shape)}.")
+    return min(max(int(row), 0), rows - 1), min(max(int(col), 0), cols - 1)
+
+
+def cell_from_selection(selection) -> tuple[int, int] | None:
+    """(row, column) of the first point of a Plotly selection event, or None when nothing is selected.
+
+    The feature map's click layer puts one point at each cell centre, x = column and y = row."""
+    points = ((selection or {}).get("selection") or {}).get("points") or []
+    for p in points:
+        x, y = p.get("x"), p.get("y")
+        if isinstance(x, (int, float)) and isinstance(y, (int, float)) and math.isfinite(x) and math.isfinite(y):
+            return int(round(y)), int(round(x))
+    return None
+
+
+def pick_step(shape: tuple[int, int], max_points: int = 10_000) -> int:
+    """The smallest step s such that every s-th row and column of a map gives at most ``max_points``
+    click targets. A browser draws ten thousand invisible markers quickly, fifty thousand not; on a
+    large map one cell is about a pixel wide, so a step of 2 or 3 costs no precision a mouse has."""
+    rows, cols = int(shape[0]), int(shape[1])
+    if max_points < 1:
+        raise ValueError("max_points must be at least 1.")
+    step = 1
+    while math.ceil(rows / step) * math.ceil(cols / step) > max_points:
+        step += 1
+    return step
+
+
+def robust_limits(values, low: float = 1.0, high: float = 99.0,
+                  symmetric: bool | None = None) -> tuple[float, float]:
+    """Colour limits from the ``low`` and ``high`` percentiles, so a few extreme cells do not wash out
+    the rest of a feature map. Maps with negative values (drawn on a diverging scale) get limits
+    symmetric about 0, so zero keeps the scale's white (``symmetric`` forces either way); a constant
+    map gets a unit-wide range around its value."""
+    z = np.asarray(values, dtype=np.float64)
+    z = z[np.isfinite(z)]
+    if z.size == 0:
+        return 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(z, [low, high]))
+    if float(z.min()) < 0 if symmetric is None else symmetric:
+        lim = max(abs(lo), abs(hi))
+        return (-lim, lim) if lim > 0 else (-1.0, 1.0)
+    if hi - lo <= 0:
+        return lo - 0.5, hi + 0.5
+    return lo, hi
+
+
+# ----------------------------------------------------------------------------- sizes and formulas as text
+
+def size_text(shape) -> str:
+    """A shape as NumPy and Keras write it, rows first: (171, 256, 3) -> '171 × 256 × 3'."""
+    return " × ".join(str(int(n)) for n in shape)
+
+
+def rows_first_detail(detail: str, shape) -> str:
+    """A data set's 'WxH px' description rewritten rows first ('H × W px (rows × columns)'),
+    so the page uses one convention for sizes. Text without the size is returned unchanged."""
+    rows, cols = int(shape[0]), int(shape[1])
+    return detail.replace(f"{cols}x{rows} px", f"{size_text((rows, cols))} px (rows × columns)", 1)
+
+
+def upload_note(original_wh: tuple[int, int], shown_wh: tuple[int, int]) -> str:
+    """The upload caption, rows × columns; PIL gives sizes as (width, height)."""
+    original = size_text((original_wh[1], original_wh[0]))
+    if tuple(shown_wh) == tuple(original_wh):
+        return f"Uploaded {original} px (rows × columns)"
+    return f"Uploaded {original} px (rows × columns), downscaled to {size_text((shown_wh[1], shown_wh[0]))}"
+
+
+def _num(v: float, fmt: str) -> str:
+    """A number for a LaTeX sum: negatives in brackets, so '+ (-0.4)' never reads '+ -0.4'."""
+    s = format(float(v), fmt)
+    return f"({s})" if s.startswith("-") else s
+
+
+def sum_of_products_latex(patch, kernel, fmt: str = "g", per_line: int = 3) -> str:
+    """The term-by-term sum of p_i f_i as a LaTeX ``aligned`` block: at most ``per_line`` products
+    a line (one kernel row each for a 3x3 kernel) and the result on its own line, so the whole sum
+    fits a narrow screen instead of running off its right edge."""
+    p, f = np.asarray(patch, dtype=np.float64).ravel(), np.asarray(kernel, dtype=np.float64).ravel()
+    if p.shape != f.shape:
+        raise ValueError("The patch and the kernel must have the same size.")
+    terms = [f"({format(a, fmt)})({format(b, fmt)})" for a, b in zip(p, f)]
+    lines = [" + ".join(terms[i:i + per_line]) for i in range(0, len(terms), per_line)]
+    body = [r"\sum_i p_i f_i &= " + lines[0]] + [r"&\quad + " + line for line in lines[1:]]
+    body.append(rf"&= {format(float(np.dot(p, f)), '.4g')}")
+    return r"\begin{aligned}" + r" \\ ".join(body) + r"\end{aligned}"
+
+
+def output_latex(sum_of_products: float, bias: float, pre_activation: float, activation: str, output: float,
+                 channel_totals: Sequence[float] | None = None, channel_labels: Sequence[str] | None = None) -> str:
+    """One output value, line by line: the sum of products (split by channel for a colour image),
+    the bias added once, then the activation."""
+    first = r"\sum_i p_i f_i &= "
+    if channel_totals is not None and len(channel_totals) > 1:
+        labels = channel_labels or [str(i + 1) for i in range(len(channel_totals))]
+        first += " + ".join(rf"\Sigma_{{\text{{{n}}}}}" for n in labels) + r" \\ &= "
+        first += " + ".join(_num(v, ".4f") for v in channel_totals) + " = "
+    first += format(sum_of_products, ".4f")
+    lines = [first,
+             rf"b + \sum_i p_i f_i &= {bias:g} + {_num(sum_of_products, '.4f')} = {pre_activation:.4f}",
+             rf"c = \phi(b + \textstyle\sum_i p_i f_i) &= \text{{{activation}}}({pre_activation:.4f}) = {output:.4f}"]
+    return r"\begin{aligned}" + r" \\ ".join(lines) + r"\end{aligned}"

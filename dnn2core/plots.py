@@ -46,13 +46,38 @@ def image_figure(image: np.ndarray, title: str = "", highlight: tuple[int, int, 
 
 
 def feature_map_figure(fmap: np.ndarray, title: str = "", cell: tuple[int, int] | None = None,
-                       height: int = 360, signed: bool | None = None) -> go.Figure:
-    """A feature map; signed values get a diverging scale centred on zero."""
+                       height: int = 360, signed: bool | None = None,
+                       limits: tuple[float, float] | None = None, pick_step: int | None = None) -> go.Figure:
+    """A feature map; signed values get a diverging scale centred on zero.
+
+    ``limits`` (zmin, zmax) fix the colour range, e.g. robust percentiles so a few extreme cells do not
+    wash out the rest. ``pick_step`` adds an invisible click target at the centre of every
+    ``pick_step``-th cell: Plotly selects scatter points on a click but not heatmap cells, so these
+    targets are what makes a click on the map select a cell (``st.plotly_chart(..., on_select=...)``)."""
     z = np.asarray(fmap, dtype=np.float64)
     signed = bool(np.nanmin(z) < 0) if signed is None else signed
     kw = dict(colorscale=DIVERGING, zmid=0.0) if signed else dict(colorscale="Viridis")
-    fig = go.Figure(go.Heatmap(z=z, hovertemplate="row %{y}, col %{x}: %{z:.3f}<extra></extra>", **kw))
+    if limits is not None:
+        kw.update(zmin=float(limits[0]), zmax=float(limits[1]))
+        kw.pop("zmid", None)
+    if pick_step:  # the click targets' hover (the cell a click picks) replaces the heatmap's
+        kw["hoverinfo"] = "skip"
+    else:
+        kw["hovertemplate"] = "row %{y}, col %{x}: %{z:.3f}<extra></extra>"
+    fig = go.Figure(go.Heatmap(z=z, **kw))
+    if pick_step:
+        rows, cols = np.meshgrid(np.arange(0, z.shape[0], pick_step), np.arange(0, z.shape[1], pick_step),
+                                 indexing="ij")
+        rows, cols = rows.ravel(), cols.ravel()
+        # mode "text" with no text draws nothing, is selectable, and (unlike markers, which tie every
+        # point within 3 px) hovers and clicks the nearest centre even when cells are 2 px wide
+        fig.add_trace(go.Scatter(
+            x=cols, y=rows, mode="text", customdata=z[rows, cols], showlegend=False, name="cells",
+            hovertemplate="row %{y}, col %{x}: %{customdata:.3f}<extra></extra>"))
     _image_axes(fig)
+    if pick_step:
+        fig.update_xaxes(range=[-0.5, z.shape[1] - 0.5])
+        fig.update_yaxes(range=[z.shape[0] - 0.5, -0.5], autorange=False)
     if cell is not None:
         _rect(fig, cell[0], cell[1], 1, 1, color="#00c853")
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10))
@@ -73,8 +98,10 @@ def matrix_figure(matrix: np.ndarray, title: str = "", fmt: str = ".2f", height:
     return fig
 
 
-def maps_grid_figure(maps: np.ndarray, titles: Sequence[str], columns: int = 4, height_per_row: int = 220) -> go.Figure:
-    """K feature maps (HxWxK) side by side, each on its own diverging scale."""
+def maps_grid_figure(maps: np.ndarray, titles: Sequence[str], columns: int = 4, height_per_row: int = 220,
+                     limits: Sequence[tuple[float, float]] | None = None) -> go.Figure:
+    """K feature maps (HxWxK) side by side, each on its own diverging scale (from -max|z| to max|z|,
+    or the map's own (zmin, zmax) in ``limits``, e.g. robust percentiles)."""
     maps = np.asarray(maps, dtype=np.float64)
     k = maps.shape[2]
     rows = math.ceil(k / columns)
@@ -84,7 +111,8 @@ def maps_grid_figure(maps: np.ndarray, titles: Sequence[str], columns: int = 4, 
         r, c = i // columns + 1, i % columns + 1
         z = maps[:, :, i]
         lim = float(np.max(np.abs(z))) or 1.0
-        fig.add_trace(go.Heatmap(z=z, colorscale=DIVERGING, zmin=-lim, zmax=lim, showscale=False,
+        zmin, zmax = (-lim, lim) if limits is None else limits[i]
+        fig.add_trace(go.Heatmap(z=z, colorscale=DIVERGING, zmin=zmin, zmax=zmax, showscale=False,
                                  hovertemplate="%{z:.3f}<extra></extra>"), row=r, col=c)
         fig.update_yaxes(autorange="reversed", showticklabels=False, row=r, col=c)
         fig.update_xaxes(showticklabels=False, row=r, col=c)

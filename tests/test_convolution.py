@@ -250,3 +250,115 @@ def test_run_playground_shapes():
     res = conv.run_playground(img, conv.preset_kernel("sobel x", 3), 0.1, 2, "valid", "relu", 2, 2)
     assert res.out_shape == (24, 19) and res.pooled_shape == (12, 9)
     assert res.feature_map.min() >= 0
+
+
+# ----------------------------------------------------------------------------- inspecting one cell (issue 14)
+
+def test_clamp_cell_keeps_the_cell_or_moves_it_to_the_edge():
+    assert conv.clamp_cell(30, 40, (94, 94)) == (30, 40)        # still inside: unchanged, not reset to (0, 0)
+    assert conv.clamp_cell(127, 108, (63, 54)) == (62, 53)      # stride 1 -> 4 on the photo: the last cell
+    assert conv.clamp_cell(5, 200, (26, 26)) == (5, 25)         # one axis at a time
+    assert conv.clamp_cell(-3, -1, (10, 12)) == (0, 0)
+    assert conv.clamp_cell(7, 7, (1, 1)) == (0, 0)
+    with pytest.raises(ValueError, match="at least one cell"):
+        conv.clamp_cell(0, 0, (0, 5))
+
+
+def test_cell_from_selection_reads_the_clicked_point():
+    event = {"selection": {"points": [{"x": 18, "y": 28, "curve_number": 1, "point_index": 2650}],
+                           "point_indices": [2650], "box": [], "lasso": []}}
+    assert conv.cell_from_selection(event) == (28, 18)           # (row, column) = (y, x)
+    assert conv.cell_from_selection({"selection": {"points": [{"x": 3.0, "y": 6.0}]}}) == (6, 3)
+    assert conv.cell_from_selection({"selection": {"points": [], "box": []}}) is None
+    assert conv.cell_from_selection({"selection": {"points": [{"x": None, "y": 2}]}}) is None
+    assert conv.cell_from_selection(None) is None and conv.cell_from_selection({}) is None
+
+
+def test_pick_step_limits_the_click_targets():
+    assert conv.pick_step((94, 94)) == 1                          # 8,836 targets: every cell
+    assert conv.pick_step((254, 216)) == 3                        # the photo: 85 x 72 = 6,120 targets
+    assert conv.pick_step((100, 100), max_points=10_000) == 1
+    assert conv.pick_step((101, 100), max_points=10_000) == 2
+    with pytest.raises(ValueError):
+        conv.pick_step((5, 5), max_points=0)
+
+
+def test_robust_limits_ignore_a_few_extreme_cells():
+    rng = np.random.default_rng(0)
+    z = rng.uniform(-1, 1, size=(100, 100))
+    z[0, :5] = 50.0                                               # 5 of 10,000 cells: below the 1 %
+    lo, hi = conv.robust_limits(z)
+    assert lo == -hi                                              # signed: symmetric, zero stays white
+    assert 0.97 < hi < 1.0                                        # set by the bulk, not by the 50s
+    np.testing.assert_allclose(conv.robust_limits(np.arange(101.0)), (1.0, 99.0))  # non-negative: percentiles
+    assert conv.robust_limits(np.full((4, 4), 2.0)) == (1.5, 2.5)  # constant: a unit range around it
+    assert conv.robust_limits(np.zeros((3, 3))) == (-0.5, 0.5)
+    assert conv.robust_limits(-np.arange(101.0)) == (-99.0, 99.0)   # all negative: still centred on 0
+    assert conv.robust_limits(np.arange(101.0), symmetric=True) == (-99.0, 99.0)
+    assert conv.robust_limits(np.array([np.nan, np.inf])) == (0.0, 1.0)
+
+
+def test_channel_names_and_sums():
+    assert conv.channel_names(3) == ["red", "green", "blue"]
+    assert conv.channel_names(1) == ["channel 1"] and conv.channel_names(2) == ["channel 1", "channel 2"]
+    products = np.stack([np.full((3, 3), 1.0), np.full((3, 3), -2.0), np.eye(3)], axis=2)
+    np.testing.assert_allclose(conv.channel_sums(products), [9.0, -18.0, 3.0])
+    np.testing.assert_allclose(conv.channel_sums(np.ones((3, 3))), [9.0])
+
+
+def test_rgb_explanation_splits_into_channel_sums_that_add_up():
+    rng = np.random.default_rng(3)
+    img = rng.random((12, 10, 3))
+    e = conv.explain_position(img, conv.preset_kernel("sobel x", 3), 0.5, 2, "same", "relu", 3, 4)
+    sums = conv.channel_sums(e.products)
+    assert sums.shape == (3,) and e.patch.shape == (3, 3, 3)
+    assert sums.sum() == pytest.approx(e.sum_of_products)
+    np.testing.assert_allclose(sums[1], (e.patch[:, :, 1] * conv.preset_kernel("sobel x", 3)).sum())
+
+
+def test_sizes_are_written_rows_first():
+    assert conv.size_text((171, 256, 3)) == "171 × 256 × 3"
+    assert conv.rows_first_detail("218x256 px, US Navy portrait", (256, 218, 3)) == \
+        "256 × 218 px (rows × columns), US Navy portrait"
+    assert conv.rows_first_detail("drawn by code", (96, 96)) == "drawn by code"
+    assert conv.upload_note((800, 600), (256, 192)) == \
+        "Uploaded 600 × 800 px (rows × columns), downscaled to 192 × 256"
+    assert conv.upload_note((64, 32), (64, 32)) == "Uploaded 32 × 64 px (rows × columns)"
+
+
+def test_sum_of_products_latex_breaks_into_lines():
+    tex = conv.sum_of_products_latex(conv.COURSE_PATCH, conv.COURSE_KERNEL)
+    lines = tex.removeprefix(r"\begin{aligned}").removesuffix(r"\end{aligned}").split(r" \\ ")
+    assert lines == [r"\sum_i p_i f_i &= (-0.4)(-1) + (0.2)(2) + (2.1)(-1)",
+                     r"&\quad + (0.1)(-1) + (1.7)(2) + (1.4)(-1)",
+                     r"&\quad + (0)(-1) + (-0.4)(2) + (1.2)(-1)",
+                     r"&= -1.4"]
+    with pytest.raises(ValueError, match="same size"):
+        conv.sum_of_products_latex(np.ones((3, 3)), np.ones((2, 2)))
+
+
+def test_output_latex_lists_the_channel_sums_and_the_bias_once():
+    tex = conv.output_latex(-0.1, 1.0, 0.9, "relu", 0.9, channel_totals=[0.2, -0.5, 0.2],
+                            channel_labels=["red", "green", "blue"])
+    assert r"\Sigma_{\text{red}} + \Sigma_{\text{green}} + \Sigma_{\text{blue}}" in tex
+    assert "= 0.2000 + (-0.5000) + 0.2000 = -0.1000" in tex
+    assert "1 + (-0.1000) = 0.9000" in tex and r"\text{relu}(0.9000) = 0.9000" in tex
+    gray = conv.output_latex(2.0, 0.0, 2.0, "none", 2.0)
+    assert r"\Sigma" not in gray and r"\sum_i p_i f_i &= 2.0000" in gray
+
+
+def test_feature_map_figure_has_robust_colours_and_click_targets():
+    from dnn2core import plots
+
+    z = np.arange(20.0).reshape(4, 5) - 5.0
+    fig = plots.feature_map_figure(z, "Feature map 4 × 5", cell=(1, 2), limits=(-3.0, 3.0), pick_step=2)
+    heat, targets = fig.data
+    assert (heat.zmin, heat.zmax, heat.hoverinfo) == (-3.0, 3.0, "skip")
+    assert targets.type == "scatter" and targets.mode == "text"            # selectable, draws nothing
+    assert list(zip(targets.y, targets.x)) == [(0, 0), (0, 2), (0, 4), (2, 0), (2, 2), (2, 4)]
+    np.testing.assert_allclose(targets.customdata, [-5.0, -3.0, -1.0, 5.0, 7.0, 9.0])
+    assert tuple(fig.layout.xaxis.range) == (-0.5, 4.5) and tuple(fig.layout.yaxis.range) == (3.5, -0.5)
+    plain = plots.feature_map_figure(z)                                    # without: as before
+    assert len(plain.data) == 1 and plain.data[0].zmid == 0.0 and plain.data[0].zmin is None
+    grid = plots.maps_grid_figure(np.stack([z, 2 * z], axis=2), ["a", "b"], limits=[(-1.0, 1.0), (-2.0, 2.0)])
+    assert [(t.zmin, t.zmax) for t in grid.data] == [(-1.0, 1.0), (-2.0, 2.0)]

@@ -5,8 +5,9 @@ dnn2ui/pages.py, waits for Streamlit to finish the script run and paint its char
 on an exception box, an error alert, an h1 that is not the page's registered title, or text cut
 off (wider than its clipping box) in any main tab at 1400x1000 or 1280x720. Saves full-page
 screenshots per page under artifacts/e2e/<stem>.png (and <stem>-1280.png), then changes the stride on the
-convolution page (through the link and with the keyboard) to prove widgets and URL settings
-work in a real browser, and opens every page in the presenter view at 1280x720
+convolution page (through the link and with the keyboard) and clicks two of its feature-map
+cells, to prove widgets, selections and URL settings work in a real browser, and opens every
+page in the presenter view at 1280x720
 (artifacts/e2e/present-<stem>.png). Ends with `e2e: N passed, M failed`; exits 1 on any failure.
 
 Usage: .venv/bin/python tests/e2e/run_e2e.py [--page convolution ...] [--timeout 120] [--headed]
@@ -149,6 +150,50 @@ def check_convolution_stride(browser, base_url: str, timeout: float) -> Check:
         page.close()
 
 
+_CELL_JS = """(el, [row, col]) => {  // the page pixel at the centre of feature-map cell (row, col)
+  const gd = el.querySelector('.js-plotly-plot'), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+  return {x: box.left + (col - xa.range[0]) / (xa.range[1] - xa.range[0]) * box.width,
+          y: box.top + (ya.range[1] - row) / (ya.range[1] - ya.range[0]) * box.height};  // range[1] is the top
+}"""
+
+
+def check_convolution_click(browser, base_url: str, timeout: float) -> Check:
+    """Clicking a feature-map cell inspects that cell (issue 14): the text, the sliders and the link follow."""
+    name = "convolution: click a feature-map cell"
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    t0 = time.perf_counter()
+    try:
+        page.goto(base_url + "/convolution?sample=Synthetic%3A+bars%2C+disc+and+diagonal+%28grayscale%29"
+                  "&stride=1&pad=valid&k=3&row=10&col=10", wait_until="domcontentloaded")
+        wait_for_app_idle(page, timeout)
+        done = []
+        for row, col in ((20, 70), (61, 15)):  # two clicks: the redrawn map takes the next one too
+            chart = page.locator(".st-key-conv-fm_click [data-testid='stPlotlyChart']")
+            chart.scroll_into_view_if_needed()
+            at = chart.evaluate(_CELL_JS, [row, col])
+            wait_for_rerun(page, lambda: page.mouse.click(at["x"], at["y"]), timeout)
+            wanted = f"Output at row {row}, column {col}"
+            shown = [t for t in page.locator('[data-testid="stMarkdown"]').all_inner_texts() if "Output at row" in t]
+            if not shown or not shown[0].startswith(wanted):
+                raise AssertionError(f"clicked cell ({row}, {col}); the page shows {shown}")
+            query = parse_qs(urlparse(page.url).query)
+            if (query.get("row"), query.get("col")) != ([str(row)], [str(col)]):
+                raise AssertionError(f"clicked cell ({row}, {col}); the URL has row={query.get('row')}, "
+                                     f"col={query.get('col')}")
+            slider = page.get_by_role("slider", name="Output row").input_value()
+            if slider != str(row):
+                raise AssertionError(f"clicked row {row}; the Output row slider shows {slider}")
+            done.append(f"({row}, {col})")
+        found = page_problems(page)
+        if found.exceptions or found.errors:
+            raise AssertionError(f"after the clicks: {found.exceptions + found.errors}")
+        return Check(name, time.perf_counter() - t0, True, "inspected " + ", then ".join(done))
+    except Exception as exc:
+        return Check(name, time.perf_counter() - t0, False, f"{type(exc).__name__}: {exc}")
+    finally:
+        page.close()
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--page", action="append", help="only these page stems (repeatable); default: all")
@@ -183,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
                     _report(check)
                 if any(p.path == "pages/convolution.py" for p in pages):
                     check = check_convolution_stride(browser, server.url, args.timeout)
+                    checks.append(check)
+                    _report(check)
+                    check = check_convolution_click(browser, server.url, args.timeout)
                     checks.append(check)
                     _report(check)
                 for info in pages:  # the presenter view at a projector's 1280x720 (issue 15)
