@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "FLAT",
+    "FLAT_ACCURACY",
     "HierarchyProbs",
     "class_linkage",
     "class_means",
@@ -166,10 +167,19 @@ def remap(y: np.ndarray, group: Sequence[int]) -> np.ndarray:
 # ----------------------------------------------------------------------------- the runs
 
 
-def _val_probs(model: "keras.Model", *, x: np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
+FLAT_ACCURACY = "flat_digit_accuracy"  # the one scalar a run stores: the flat net's, for the class results
+
+
+def _val_probs(model: "keras.Model", *, x: np.ndarray, y: np.ndarray | None = None,
+               batch_size: int = 1024) -> dict[str, Any]:
     """A trained net's probabilities on every validation digit (kept as the run's artifact: the
-    hierarchy is combined from them after training, by the page)."""
-    return {PROBS: np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)}
+    hierarchy is combined from them after training, by the page). With ``y`` (the flat net, the only
+    one whose outputs are digits), also its accuracy, so the run's stored metrics carry one number."""
+    probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+    out: dict[str, Any] = {PROBS: probs}
+    if y is not None:
+        out[FLAT_ACCURACY] = float(np.mean(probs.argmax(axis=1) == np.asarray(y)))
+    return out
 
 
 def _fit(x: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, np.ndarray], epochs: int, batch_size: int) -> dict:
@@ -195,8 +205,8 @@ def hierarchy_runs(data: DigitData, groups: Sequence[Sequence[int]], *, epochs: 
     build = partial(build_small_dense, int(hidden), optimizer, float(learning_rate))
     of = group_index(groups)
     runs = [
-        ModelRun(FLAT, build, _fit(x, y, (x_val, y_val), epochs, batch_size), evaluate=evaluate,
-                 steps_per_execution=STEPS_PER_EXECUTION),
+        ModelRun(FLAT, build, _fit(x, y, (x_val, y_val), epochs, batch_size),
+                 evaluate=partial(_val_probs, x=x_val, y=y_val), steps_per_execution=STEPS_PER_EXECUTION),
         ModelRun(coarse_name(len(groups)), partial(build, n_classes=len(groups)),
                  _fit(x, of[y], (x_val, of[y_val]), epochs, batch_size), evaluate=evaluate,
                  steps_per_execution=STEPS_PER_EXECUTION),
@@ -257,6 +267,10 @@ class HierarchyProbs:
 
     def combined(self, groups: Sequence[Sequence[int]]) -> np.ndarray:
         return combine(self.coarse, self.groups, groups)
+
+    def predicted(self, groups: Sequence[Sequence[int]]) -> np.ndarray:
+        """The hierarchy's answer per digit: the most probable class of the combined probabilities."""
+        return self.combined(groups).argmax(axis=1)
 
 
 def run_probabilities(artifacts: Mapping[str, np.ndarray], groups: Sequence[Sequence[int]]) -> HierarchyProbs | None:
@@ -341,7 +355,8 @@ def groups_table(groups: Sequence[Sequence[int]], y_train: np.ndarray, hidden: i
 
 def divide_verdict(table: pd.DataFrame, n_val: int) -> str:
     """The result in words, from ``summary``'s table: who won and whether by more than the noise
-    of ``n_val`` validation digits, and how much of the hierarchy's error the coarse net made."""
+    of ``n_val`` validation digits, at what cost in parameters, and how much of the hierarchy's error
+    the coarse net made."""
     rows = table.set_index("system")
     flat = rows.loc[SYSTEM_FLAT]
     hier = rows.iloc[-1]
@@ -359,6 +374,9 @@ def divide_verdict(table: pd.DataFrame, n_val: int) -> str:
         out.append(f"The flat net wins by {-diff * 100:.1f} points, more than the noise (about "
                    f"±{noise * 100:.1f}): each group net saw only its own digits, and one softmax over ten "
                    f"digits is no burden to split.")
+    if "parameters" in rows.columns and float(flat["parameters"]) > 0:
+        out.append(f"The hierarchy has {float(hier['parameters']) / float(flat['parameters']):.1f}× the flat "
+                   f"net's parameters ({int(hier['parameters']):,} against {int(flat['parameters']):,}).")
     share = float(hier["errors already in the wrong group"])
     if share == share:
         out.append(f"{share:.0%} of the hierarchy's errors were made by the coarse net, which picked the wrong "

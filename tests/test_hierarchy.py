@@ -129,7 +129,10 @@ def test_runs_are_flat_coarse_and_one_per_group():
     assert h.dense_params(64, 10) == 50_890
     # every evaluate gives probabilities on ALL validation digits
     model = again[3].build()
-    assert again[3].evaluate(model)["val_probs"].shape == (30, 2)
+    assert set(again[3].evaluate(model)) == {"val_probs"} and again[3].evaluate(model)["val_probs"].shape == (30, 2)
+    flat_model = again[0].build()
+    flat_out = again[0].evaluate(flat_model)  # the flat net alone also says its accuracy
+    assert flat_out["flat_digit_accuracy"] == pytest.approx(np.mean(flat_out["val_probs"].argmax(axis=1) == d.y_val))
     with pytest.raises(ValueError, match="at least two groups"):
         h.hierarchy_runs(d, [list(range(10))], epochs=1, hidden=8, learning_rate=1e-3, batch_size=8)
 
@@ -152,8 +155,7 @@ def hand_made() -> tuple[np.ndarray, h.HierarchyProbs, list[list[int]]]:
 
 def test_summary_and_group_report_on_hand_made_probabilities():
     y, probs, groups = hand_made()
-    hier = probs.combined(groups).argmax(axis=1)
-    assert hier.tolist() == [0, 0, 0, 1, 1, 2]            # wrong on index 2 (within) and 4 (coarse)
+    assert probs.predicted(groups).tolist() == [0, 0, 0, 1, 1, 2]            # wrong on index 2 (within) and 4 (coarse)
     params = {"Flat": 100, "Coarse (2 groups)": 60, "Group 1: digits 0, 1": 50}
     table = h.summary(y, probs, groups, params).set_index("system")
     assert list(table.index) == ["Flat net", "Coarse net alone (2 groups)", "Hierarchy (coarse + 1 group net)"]
@@ -191,14 +193,16 @@ def test_groups_table_counts_the_training_digits():
 def test_divide_verdict_reads_the_table():
     def table(flat, hier, share, coarse_acc=0.9):
         return pd.DataFrame([
-            {"system": "Flat net", "digit accuracy": flat, "group accuracy": 0.9, "errors already in the wrong group": 0.5},
-            {"system": "Coarse net alone (4 groups)", "digit accuracy": np.nan, "group accuracy": coarse_acc,
-             "errors already in the wrong group": np.nan},
-            {"system": "Hierarchy (coarse + 3 group nets)", "digit accuracy": hier, "group accuracy": 0.9,
-             "errors already in the wrong group": share}])
+            {"system": "Flat net", "parameters": 50_890, "digit accuracy": flat, "group accuracy": 0.9,
+             "errors already in the wrong group": 0.5},
+            {"system": "Coarse net alone (4 groups)", "parameters": 50_500, "digit accuracy": np.nan,
+             "group accuracy": coarse_acc, "errors already in the wrong group": np.nan},
+            {"system": "Hierarchy (coarse + 3 group nets)", "parameters": 201_805, "digit accuracy": hier,
+             "group accuracy": 0.9, "errors already in the wrong group": share}])
     tie = h.divide_verdict(table(0.829, 0.815, 0.497), 1000)
     assert "**Flat net: 82.9%**, **hierarchy: 81.5%** of 1,000" in tie and "1.4-point difference is within" in tie
     assert "50% of the hierarchy's errors were made by the coarse net" in tie and "accuracy 90.0%" in tie
+    assert "The hierarchy has 4.0× the flat net's parameters (201,805 against 50,890)" in tie
     assert "The flat net wins by 10.0 points" in h.divide_verdict(table(0.9, 0.8, 0.6), 1000)
     assert "The hierarchy wins by 10.0 points" in h.divide_verdict(table(0.8, 0.9, 0.6), 1000)
 
