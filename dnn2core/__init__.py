@@ -5,5 +5,5 @@ that need it, so the home page and the convolution playground never wait for it.
 """
 
 __all__ = ["adversarial", "catsdogs", "check", "classroom", "convolution", "data", "device", "digits", "evaluation",
-           "experiments", "forecasting", "interpret", "jobs", "keras_code", "models", "plots", "prefetch", "pretrained",
+           "experiments", "forecasting", "hierarchy", "interpret", "jobs", "keras_code", "models", "plots", "prefetch", "pretrained",
            "reference", "regression", "runs", "training", "tricks", "uploads"]

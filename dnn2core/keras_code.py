@@ -242,16 +242,77 @@ probs[:, $rare] *= factor
 predicted = probs.argmax(axis=1)"""
 
 
-def tricks_code(part: str, settings: Mapping[str, Any]) -> str:
+TRICKS_DIVIDE_DATA = """\
+# a hierarchy on the digits: agglomerative clustering (Ward) of their mean images
+from scipy.cluster.hierarchy import fcluster, linkage
+
+means = np.stack([x_train[y_train == d].mean(axis=0) for d in range(10)])
+tree = linkage(means, method="ward")
+cluster = fcluster(tree, $k, criterion="maxclust")   # cut into $k groups
+groups = sorted((np.flatnonzero(cluster == c).tolist() for c in np.unique(cluster)), key=min)
+# this run's groups: $groups
+group_of = np.empty(10, dtype=int)                  # digit -> its group
+for g, digits in enumerate(groups):
+    group_of[digits] = g"""
+
+TRICKS_DIVIDE_MODEL = """\
+# --- model ---
+def small_net(outputs):
+    net = keras.Sequential([
+        keras.Input(shape=(784,)),
+        layers.Dense($hidden, activation="relu"),
+        layers.Dense(outputs, activation="softmax"),
+    ])
+    net.compile(optimizer=$optimizer,
+                loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return net
+
+flat = small_net(10)     # the comparison: one softmax over all ten digits
+coarse = small_net($k)    # which group?
+# one net per group of 2+ digits, telling only its own digits apart (sizes $sizes)
+group_nets = {g: small_net(size) for g, size in enumerate($sizes) if size > 1}
+
+# --- train ---"""
+
+TRICKS_DIVIDE_TRAIN = """\
+fit = dict(epochs=$epochs, batch_size=$batch)
+flat.fit(x_train, y_train, validation_data=(x_val, y_val), **fit)
+coarse.fit(x_train, group_of[y_train], validation_data=(x_val, group_of[y_val]), **fit)
+for g, net in group_nets.items():
+    mine, seen = np.isin(y_train, groups[g]), np.isin(y_val, groups[g])   # only this group's digits,
+    net.fit(x_train[mine], np.searchsorted(groups[g], y_train[mine]),       # relabelled 0, 1, ...
+            validation_data=(x_val[seen], np.searchsorted(groups[g], y_val[seen])), **fit)
+
+# P(digit) = P(group) * P(digit | group); a one-digit group's digit gets P(group)
+p_group = coarse.predict(x_val)
+probs = np.zeros((len(x_val), 10))
+for g, digits in enumerate(groups):
+    probs[:, digits] = p_group[:, [g]] * (group_nets[g].predict(x_val) if g in group_nets else 1.0)
+print("flat        ", np.mean(flat.predict(x_val).argmax(axis=1) == y_val))
+print("hierarchical", np.mean(probs.argmax(axis=1) == y_val))"""
+
+
+def tricks_code(part: str, settings: Mapping[str, Any], groups: Sequence[Sequence[int]] | None = None) -> str:
     """One Tricks experiment as a notebook. ``settings``: the run's (as the Tricks page keys it:
     n, epochs, seed and the part's own); the network and its optimizer come from
-    ``tricks.net_settings``, the very numbers the run trains with."""
+    ``tricks.net_settings``, the very numbers the run trains with. ``groups``: divide and conquer's
+    cut of the class tree (it depends on the digits, not only on the settings), which the model part
+    needs to size the group nets."""
     from dnn2core.tricks import net_settings
 
     net = net_settings(part, settings)
     seed, n = int(settings["seed"]), int(settings["n"])
     optimizer = _optimizer(net.optimizer, net.learning_rate)
     data = [_fill(TRICKS_DATA, seed=seed, count=n, n=f"{n:,}")]
+    if part == "divide":
+        if groups is None:
+            raise ValueError("The divide-and-conquer code needs the run's groups.")
+        k = int(settings["k"])
+        shown = " | ".join(" ".join(str(int(c)) for c in g) for g in groups)
+        data.append(_fill(TRICKS_DIVIDE_DATA, k=k, groups=shown))
+        model = _fill(TRICKS_DIVIDE_MODEL, hidden=net.hidden, optimizer=optimizer, k=len(groups),
+                      sizes=[len(g) for g in groups])
+        return _join(*data, model, _fill(TRICKS_DIVIDE_TRAIN, epochs=net.epochs, batch=net.batch_size))
     if part == "prior":
         keep = float(settings["keep"])
         data.append(_fill(TRICKS_RARE, share=f"{keep:.0%}", rare=int(settings["rare"]), seed=seed, keep=f"{keep:g}"))
@@ -266,7 +327,7 @@ def tricks_code(part: str, settings: Mapping[str, Any]) -> str:
     elif part == "prior":
         train = [_fill(TRICKS_PRIOR, rare=int(settings["rare"]), **fields)]
     else:
-        raise ValueError(f"Unknown experiment {part!r}; choose shuffle, stop or prior.")
+        raise ValueError(f"Unknown experiment {part!r}; choose shuffle, stop, prior or divide.")
     return _join(*data, model, *train)
 
 

@@ -49,6 +49,8 @@ MODEL_COLORS = {
     "Duplication": "#ff7f0e",
     "Class weights": "#2ca02c",
     "Moved threshold": "#d62728",
+    "Flat": "#1f77b4",  # divide and conquer: the flat net; "Coarse (k groups)" by prefix
+    "Coarse": "#ff7f0e",
 }
 
 # The data splits, when one model's curves are told apart by colour (e.g. house prices' train and dev).
@@ -75,6 +77,15 @@ def model_color(name: str) -> str:
     if "ARIMA" in last:
         return MODEL_COLORS["ARIMA"]
     return PALETTE[zlib.crc32(last.encode("utf-8")) % len(PALETTE)]
+
+
+ABOVE_CUT = "#9e9e9e"  # a dendrogram's links above the cut (no group owns them)
+
+
+def group_color(index: int) -> str:
+    """The colour of the index-th group of classes (0-based) in the divide-and-conquer dendrogram
+    and its table; a negative index is a link above the cut, grey."""
+    return ABOVE_CUT if int(index) < 0 else PALETTE[int(index) % len(PALETTE)]
 
 
 def split_color(split: str) -> str:

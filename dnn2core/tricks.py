@@ -6,6 +6,8 @@
    (``restore_best_weights``) the weights of that epoch, checked by re-evaluating them.
 3. Prior class probabilities: with a rare class the network barely predicts it; subsampling,
    duplication, class weights and a moved decision threshold each trade precision for recall.
+4. Divide and conquer: a hierarchy of classes, a coarse net and one net per group
+   (``dnn2core.hierarchy``; its network settings are here, in ``net_settings``).
 
 Everything here is plain numpy except the model builders and run factories (Keras imported
 lazily, inside functions). Pages only wire widgets to these functions.
@@ -204,8 +206,9 @@ def prior_summary(y_true: np.ndarray, predictions: dict[str, np.ndarray], rare_c
 
 
 def build_small_dense(hidden: int = 64, optimizer: str = "sgd", learning_rate: float | None = 0.05,
-                      n_inputs: int = 784) -> "keras.Model":
-    """784 -> Dense(hidden, relu) -> Dense(10, softmax): small enough for one-minute experiments."""
+                      n_inputs: int = 784, n_classes: int = N_CLASSES) -> "keras.Model":
+    """784 -> Dense(hidden, relu) -> Dense(n_classes, softmax): small enough for one-minute experiments.
+    ``n_classes`` below 10 is divide and conquer's coarse net (one output per group) or a group's own net."""
     import keras
     from keras import layers
 
@@ -214,7 +217,7 @@ def build_small_dense(hidden: int = 64, optimizer: str = "sgd", learning_rate: f
     model = keras.Sequential([
         keras.Input(shape=(n_inputs,)),
         layers.Dense(int(hidden), activation="relu"),
-        layers.Dense(N_CLASSES, activation="softmax"),
+        layers.Dense(int(n_classes), activation="softmax"),
     ], name=f"dense_{hidden}")
     model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
@@ -440,7 +443,8 @@ def net_settings(part: str, settings: Mapping[str, Any]) -> NetSettings:
     """What the run of ``settings`` (as the Tricks page keys it) trains: read by the page to start
     the run and by its Keras code to show it, so the two cannot differ. Shuffling: 64 units, the
     chosen optimizer and batch (at most the set); early stopping: the chosen width and Adam rate,
-    batch 32; rare classes: 64 units, Adam 1e-3, batch 32."""
+    batch 32; rare classes: 64 units, Adam 1e-3, batch 32; divide and conquer: the chosen width,
+    Adam 1e-3, batch 32 (every net of the hierarchy, and the flat net, alike)."""
     epochs = int(settings["epochs"])
     if part == "shuffle":
         return NetSettings(SMALL_HIDDEN, settings["opt"], LEARNING_RATES[settings["opt"]],
@@ -449,7 +453,9 @@ def net_settings(part: str, settings: Mapping[str, Any]) -> NetSettings:
         return NetSettings(int(settings["hidden"]), "adam", float(settings["lr"]), BATCH_SIZE, epochs)
     if part == "prior":
         return NetSettings(SMALL_HIDDEN, "adam", LEARNING_RATES["adam"], BATCH_SIZE, epochs)
-    raise ValueError(f"Unknown experiment {part!r}; choose shuffle, stop or prior.")
+    if part == "divide":
+        return NetSettings(int(settings["hidden"]), "adam", LEARNING_RATES["adam"], BATCH_SIZE, epochs)
+    raise ValueError(f"Unknown experiment {part!r}; choose shuffle, stop, prior or divide.")
 
 
 # --- figures

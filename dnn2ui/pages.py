@@ -51,7 +51,7 @@ PAGES = (
     PageInfo("pages/cats_dogs.py", "Cats vs dogs & VGG16", ":material/pets:", VISION, (1, 2, 3),
              "From scratch, with a frozen pretrained VGG16, then fine-tuned.", course="Videos 3–4"),
     PageInfo("pages/tricks.py", "Tricks of the trade", ":material/lightbulb:", TRICKS, (2,),
-             "Shuffling, early stopping and rare classes, each as a one-minute experiment.",
+             "Shuffling, early stopping, rare classes and divide and conquer, each a one-minute experiment.",
              course="Mini-lesson"),
     PageInfo("pages/inside.py", "Inside the network", ":material/visibility:", INTERPRET, (4,),
              "Filter exemplars, feature maps, saliency and the one-pixel attack.", course="Video 5"),

@@ -1,22 +1,24 @@
-"""Tricks of the trade: shuffling, early stopping and rare classes, each a one-minute experiment."""
+"""Tricks of the trade: shuffling, early stopping, rare classes and divide and conquer, each a one-minute
+experiment."""
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dnn2core import data, evaluation, experiments, keras_code, runs
+from dnn2core import data, evaluation, experiments, hierarchy, keras_code, runs
 from dnn2core import tricks as tr
+from dnn2core.style import group_color
 from dnn2core.training import Budget
 from dnn2ui import exercises, live
 from dnn2ui.sidebar import data_banner
 from dnn2ui.state import UrlState
 
 PAGE = "tricks"
-SHUFFLE, STOP, PRIOR = "tricks.shuffle", "tricks.stop", "tricks.prior"  # one run panel per experiment
+SHUFFLE, STOP, PRIOR, DIVIDE = "tricks.shuffle", "tricks.stop", "tricks.prior", "tricks.divide"  # a run panel each
 VERSION = 1
 url = UrlState(PAGE)
 st.title("Tricks of the trade")
-st.markdown("Three pieces of practitioners' lore from the course, each turned into an experiment on handwritten "
+st.markdown("Four pieces of practitioners' lore from the course, each turned into an experiment on handwritten "
             "digits with a small dense network (784 → Dense → 10). Each trains in well under a minute.")
 url.share_note()
 
@@ -40,8 +42,15 @@ def prior(where: str, n: int, rare: int, keep: float, seed: int) -> tr.PriorSetu
     return tr.prior_setup(digits(where, n, seed), rare, keep, seed)
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def class_tree(where: str, n: int, seed: int) -> np.ndarray:
+    """The merge tree of the digits' mean images in one training subset: no training needed."""
+    d = digits(where, n, seed)
+    return hierarchy.class_linkage(hierarchy.class_means(d.x_train, d.y_train))
+
+
 def spec(part: str, **settings) -> runs.RunSpec:
-    """One of the page's three experiments: its settings (the shared seed included) make the key."""
+    """One of the page's four experiments: its settings (the shared seed included) make the key."""
     return runs.RunSpec(PAGE, {"part": part, **settings, "seed": int(seed)}, data=fingerprint, version=VERSION)
 
 
@@ -68,7 +77,8 @@ def sizes(options) -> list[int]:
     return [s for s in options if s < n_available] + [n_available]
 
 
-tab_shuffle, tab_stop, tab_prior = st.tabs(["Shuffling", "Early stopping", "Rare classes"])
+tab_shuffle, tab_stop, tab_prior, tab_divide = st.tabs(["Shuffling", "Early stopping", "Rare classes",
+                                                        "Divide and conquer"])
 
 # ----------------------------------------------------------------------------- 1. shuffling
 with tab_shuffle:
@@ -241,6 +251,88 @@ with tab_prior:
                    f"{sizes_by_method['Subsampling']:,} digits: the course's warning that it loses information.")
     live.results_footer(PRIOR, job, "val_accuracy", part="prior")
     st.code(keras_code.tricks_code("prior", pr_spec.settings), language="python")
+
+# ----------------------------------------------------------------------------- 4. divide and conquer
+with tab_divide:
+    st.markdown("*Large problems are solved by divide and conquer.* The course's example is speech recognition: "
+                "thousands of classes and millions of examples, where one softmax over everything is slow to train "
+                "and hard to fit. A **hierarchy** splits the task: a **coarse** net decides which group of classes "
+                "an input belongs to, and a small net per group tells only that group's classes apart. "
+                "**Agglomerative clustering** finds the groups without anyone drawing them, even for tens of "
+                "thousands of classes: start with every class on its own and keep merging the two closest "
+                "clusters. Here the classes are the ten digits and the clustering compares their mean images.")
+    st.markdown("An honest expectation: ten digits are *not* a large-scale problem. The flat net usually wins or "
+                "ties, because each group net sees only its own digits and a confident coarse mistake cannot be "
+                "undone (P(digit) = P(group) × P(digit | group) is then small for the right digit). The "
+                "hierarchy's pay-off (many small, fast nets; classes added to one group without retraining the "
+                "rest) appears when there are thousands of classes.")
+    c1, c2, c3 = st.columns(3)
+    n_div = url.select_slider("hd_n", "Training digits", sizes([1000, 2000, 4000, 8000]), min(4000, n_available),
+                              where=c1, format_func=lambda v: f"{v:,}")
+    hd_k = url.slider("hd_k", "Groups (where the tree is cut)", 2, 5, 4, where=c1)
+    hd_epochs = url.slider("hd_epochs", "Epochs (every net)", 1, 20, 5, where=c2)
+    hd_hidden = url.select_slider("hd_hidden", "Hidden units (every net)", [16, 32, 64, 128, 256], 64, where=c2)
+    c3.caption("Every net, flat, coarse or per group, is 784 → Dense(hidden, relu) → softmax, trained with Adam "
+               "(1e-3), batch 32 and the same epochs: only the structure differs.")
+    d_div = digits(WHERE, int(n_div), int(seed))
+    try:
+        tree = class_tree(WHERE, int(n_div), int(seed))
+    except ValueError as exc:  # a subset missing a digit cannot be clustered
+        st.error(str(exc))
+        tree = None
+    if tree is not None:
+        groups = hierarchy.cut_groups(tree, int(hd_k))
+        st.plotly_chart(hierarchy.dendrogram_figure(tree, [str(c) for c in range(10)], int(hd_k)),
+                        key="tricks.dendrogram")
+        table = hierarchy.groups_table(groups, d_div.y_train, int(hd_hidden))
+        st.dataframe(table.style.map(lambda g: f"color: {group_color(int(g) - 1)}; font-weight: bold",
+                                     subset=["group"]),
+                     hide_index=True, key="tricks.groups_table")
+        st.caption(f"Ward linkage on the {n_div:,} training digits' mean images: the lower two digits join, the "
+                   f"more alike their average shapes. The dashed line cuts the tree into {len(groups)} groups "
+                   f"(coloured); a one-digit group needs no net of its own.")
+        hd_spec = spec("divide", n=int(n_div), k=int(hd_k), epochs=int(hd_epochs), hidden=int(hd_hidden))
+        hd_net = tr.net_settings("divide", hd_spec.settings)
+        job = live.run_panel(
+            DIVIDE, hd_spec,
+            lambda: hierarchy.hierarchy_runs(d_div, groups, epochs=hd_net.epochs, hidden=hd_net.hidden,
+                                             learning_rate=hd_net.learning_rate, batch_size=hd_net.batch_size,
+                                             optimizer=hd_net.optimizer),
+            budget=BUDGET, seed=int(seed), start_label="Start: flat vs hierarchy", seed_key=url.key("seed"),
+            label=f"{n_div:,} digits · {len(groups)} groups · {hd_epochs} ep · {hd_hidden} units")
+        if job is None:
+            st.info("Press **Start** to train the flat net, the coarse net and one net per group, one after the "
+                    "other. Each curve is on its own task: groups for the coarse net, its own digits for a group "
+                    "net; the table below compares them on all the validation digits.")
+        elif job.done:
+            probs = hierarchy.run_probabilities(job.artifacts(), groups)
+            if probs is None:
+                st.caption("This run stopped before every net was trained and evaluated: train it again to "
+                           "compare the hierarchy with the flat net.")
+            else:
+                y_val = d_div.y_val
+                params = {name: mp.params for name, mp in job.snapshot().models.items()}
+                summary = hierarchy.summary(y_val, probs, groups, params)
+                st.dataframe(summary.style.format({"parameters": "{:,}", "digit accuracy": "{:.1%}",
+                                                   "group accuracy": "{:.1%}",
+                                                   "errors already in the wrong group": "{:.0%}"}, na_rep="–"),
+                             hide_index=True, key="tricks.divide_table")
+                st.caption("Group accuracy: the answer lies in the right group. *Errors already in the wrong "
+                           "group*: for the flat net, its wrong answers that lie in another group; for the hierarchy, "
+                           "its errors where the coarse net had already picked a wrong group. The hierarchy's "
+                           "parameters are the coarse net's plus every group net's.")
+                st.markdown(hierarchy.divide_verdict(summary, len(y_val)))
+                c1, c2 = st.columns([3, 2])
+                c1.plotly_chart(evaluation.confusion_figure(evaluation.confusion_matrix(y_val, probs.predicted(groups)),
+                                                            "Hierarchy: confusion matrix (validation digits)"),
+                                key="tricks.divide_cm")
+                c2.markdown("**Each group net against the flat net, on its group's digits**")
+                c2.dataframe(hierarchy.group_report(y_val, probs, groups).style.format(
+                    {"group net": "{:.1%}", "flat net": "{:.1%}"}), hide_index=True, key="tricks.divide_groups")
+                c2.caption("A group net only has to tell a few digits apart, so it often beats the flat net on "
+                           "them; the hierarchy still loses what the coarse net sent to the wrong group.")
+        live.results_footer(DIVIDE, job, hierarchy.FLAT_ACCURACY, part="divide")
+        st.code(keras_code.tricks_code("divide", hd_spec.settings, groups), language="python")
 
 
 exercises.try_this("tricks", url)

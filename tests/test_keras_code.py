@@ -17,6 +17,7 @@ from dnn2core import catsdogs as cd
 from dnn2core import convolution as conv
 from dnn2core import digits, experiments, interpret, models
 from dnn2core import forecasting as fc
+from dnn2core import hierarchy as hi
 from dnn2core import keras_code as kc
 from dnn2core import regression as reg
 from dnn2core import tricks as tr
@@ -61,6 +62,7 @@ def test_every_snippet_is_python_and_has_its_sections():
                           (1, 6)),
         kc.cats_dogs_code(spec),
         *[kc.tricks_code(part, s) for part, s in TRICKS_SETTINGS],
+        *[kc.tricks_code("divide", s, groups) for s, groups in DIVIDE_SETTINGS],
     ]
     for code in snippets:
         compile(code, "<snippet>", "exec")
@@ -123,6 +125,13 @@ TRICKS_SETTINGS = [
 ]
 
 
+DIVIDE_SETTINGS = [
+    (dict(BASE, part="divide", n=4000, k=4, epochs=5, hidden=64), [[0], [1, 3, 5, 8], [2, 6], [4, 7, 9]]),
+    (dict(BASE, part="divide", n=1000, k=2, epochs=3, hidden=32), [[0], [1, 2, 3, 4, 5, 6, 7, 8, 9]]),
+    (dict(BASE, part="divide", n=2000, k=5, epochs=8, hidden=128), [[0], [1], [2, 6], [3, 5, 8], [4, 7, 9]]),
+]
+
+
 @pytest.mark.parametrize("part,settings", TRICKS_SETTINGS, ids=[f"{p}-{i}" for i, (p, _) in enumerate(TRICKS_SETTINGS)])
 def test_tricks_snippet_builds_the_runs_network(part, settings):
     net = tr.net_settings(part, settings)
@@ -144,6 +153,65 @@ def test_tricks_snippets_say_the_runs_units_and_optimizer():
     assert "SGD(learning_rate=0.05)" in shuffle and "shuffle=False" in shuffle and "batch_size=16" in shuffle
     full_batch = kc.tricks_code("shuffle", TRICKS_SETTINGS[1][1])
     assert "batch_size=300" in full_batch and "fit(shuffle=True)" in full_batch  # the whole set in one batch
+
+
+@pytest.mark.parametrize("settings,groups", DIVIDE_SETTINGS, ids=[f"divide-{s['k']}" for s, _ in DIVIDE_SETTINGS])
+def test_divide_snippet_builds_the_runs_networks(settings, groups):
+    """The flat, coarse and group nets of the code have the parameters (and optimizer) of the run's."""
+    net = tr.net_settings("divide", settings)
+    code = kc.tricks_code("divide", settings, groups)
+    ns = run_model_part(code)
+    d = tr.digit_data(fake_mnist(), 300, 100, 0)
+    runs = hi.hierarchy_runs(d, groups, epochs=net.epochs, hidden=net.hidden, learning_rate=net.learning_rate,
+                             batch_size=net.batch_size)
+    shown = [ns["flat"], ns["coarse"], *(ns["group_nets"][g] for g in sorted(ns["group_nets"]))]
+    assert len(shown) == len(runs)
+    for model, run in zip(shown, runs):
+        built = run.build()
+        assert model.count_params() == built.count_params(), run.name
+        assert model.output_shape == built.output_shape and optimizer_of(model) == optimizer_of(built)
+    assert sorted(ns["group_nets"]) == [i for i, g in enumerate(groups) if len(g) > 1]
+    assert f"epochs={net.epochs}, batch_size={net.batch_size}" in code and f"Dense({net.hidden}, " in code
+    assert f'fcluster(tree, {settings["k"]}, criterion="maxclust")' in code and 'method="ward"' in code
+    assert "this run's groups: " + " | ".join(" ".join(map(str, g)) for g in groups) in code
+    with pytest.raises(ValueError, match="needs the run's groups"):
+        kc.tricks_code("divide", settings)
+
+
+class FixedNet:
+    """A stand-in net: fit does nothing, predict gives fixed random probabilities."""
+
+    def __init__(self, outputs: int, seed: int) -> None:
+        self.outputs, self.seed = outputs, seed
+
+    def fit(self, *args, **kwargs):
+        return SimpleNamespace(history={})
+
+    def predict(self, x, **kwargs):
+        return np.random.default_rng(self.seed).dirichlet(np.ones(self.outputs), len(x))
+
+
+def test_divide_data_and_train_parts_compute_what_the_run_computes():
+    """On a stand-in MNIST: the snippet's groups are hierarchy.cut_groups of the run's digits, and its
+    combined probabilities are hierarchy.combine of the same nets' outputs."""
+    mnist = fake_mnist(seed=3)
+    for k in (2, 3, 5):
+        settings = dict(BASE, part="divide", n=1000, k=k, epochs=1, hidden=8)
+        d = tr.digit_data(mnist, 1000, 1000, settings["seed"])
+        groups = hi.cut_groups(hi.class_linkage(hi.class_means(d.x_train, d.y_train)), k)
+        code = kc.tricks_code("divide", settings, groups)
+        ns = {"np": np, "keras": keras_with_mnist(mnist)}
+        exec(kc.section(code, "data"), ns)
+        assert ns["groups"] == groups and ns["group_of"].tolist() == hi.group_index(groups).tolist()
+        np.testing.assert_array_equal(ns["y_train"], d.y_train)
+        ns["flat"], ns["coarse"] = FixedNet(10, 1), FixedNet(len(groups), 2)
+        ns["group_nets"] = {g: FixedNet(len(digits), 10 + g) for g, digits in enumerate(groups) if len(digits) > 1}
+        exec(kc.section(code, "train"), ns)
+        x_val = d.x_val
+        expected = hi.combine(ns["coarse"].predict(x_val),
+                              {g: net.predict(x_val) for g, net in ns["group_nets"].items()}, groups)
+        np.testing.assert_allclose(ns["probs"], expected)
+        np.testing.assert_allclose(ns["probs"].sum(axis=1), 1.0)
 
 
 class StubModel:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -97,3 +99,68 @@ def test_settings_travel_in_the_url_and_never_start_a_run(no_local_data):
     assert qp(at, "sh_epochs") == "3" and qp(at, "sh_keras") == "1" and qp(at, "pr_class") == "5"
     assert run_registry().store.runs("tricks", include_reference=False) == []
     assert "epochs=3" in " ".join(c.value for c in at.code)
+
+
+def test_divide_and_conquer_groups_before_training_then_a_tiny_run(no_local_data):
+    """Issue 14: the fourth trick. The tree and its groups show before any training; a tiny run's
+    summary table is the hierarchy module's reading of the run's own stored probabilities."""
+    import numpy as np
+
+    from dnn2core import data, evaluation, hierarchy
+    from dnn2core import tricks as tr
+
+    at = page(hd_n="1000", hd_k="3", hd_epochs="2", hd_hidden="32")
+    # before training: the groups of these digits, each with its training-digit count
+    d = tr.digit_data(data.load_mnist().data, 1000, 1000, 0)
+    groups = hierarchy.cut_groups(hierarchy.class_linkage(hierarchy.class_means(d.x_train, d.y_train)), 3)
+    table = next(t.value for t in at.dataframe if "its own net" in t.value.columns)
+    assert table["digits"].tolist() == [", ".join(map(str, g)) for g in groups] and len(groups) == 3
+    assert table["training digits"].sum() == 1000
+    assert table["training digits"].tolist() == [int(np.isin(d.y_train, g).sum()) for g in groups]
+    assert any(json_title(c) == "Agglomerative clustering of the digits' mean images" for c in at.get("plotly_chart"))
+    assert 'fcluster(tree, 3, criterion="maxclust")' in " ".join(c.value for c in at.code)
+    assert run_registry().store.runs("tricks", include_reference=False) == []
+    # a tiny run: flat, coarse and one net per group of 2+ digits
+    snap = finish(at, "divide")
+    nets = [g for g in groups if len(g) > 1]
+    assert list(snap.models) == ["Flat", "Coarse (3 groups)"] + [
+        hierarchy.group_name(groups.index(g), g) for g in nets]
+    summary = next(t.value for t in at.dataframe if "system" in t.value.columns).set_index("system")
+    [key] = own_runs(at, "tricks.divide")
+    probs = hierarchy.run_probabilities(run_registry().view(key).artifacts(), groups)
+    params = {name: mp.params for name, mp in snap.models.items()}
+    expected = hierarchy.summary(d.y_val, probs, groups, params).set_index("system")
+    assert list(summary.index) == list(expected.index) == [
+        "Flat net", "Coarse net alone (3 groups)", f"Hierarchy (coarse + {len(nets)} group net{'s' * (len(nets) > 1)})"]
+    for col in ("digit accuracy", "group accuracy", "errors already in the wrong group"):
+        np.testing.assert_allclose(summary[col].to_numpy(float), expected[col].to_numpy(float), equal_nan=True)
+    flat, hier = summary.loc["Flat net"], summary.iloc[2]
+    assert flat["digit accuracy"] == pytest.approx(snap.models["Flat"].results["flat_digit_accuracy"])
+    assert flat["digit accuracy"] > 0.6 and hier["digit accuracy"] > 0.6
+    assert flat["parameters"] == hierarchy.dense_params(32, 10)
+    assert hier["parameters"] == hierarchy.dense_params(32, 3) + sum(hierarchy.dense_params(32, len(g)) for g in nets)
+    assert hierarchy.divide_verdict(expected.reset_index(), 1000) in text(at)
+    cm = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+              if json_title(c) == "Hierarchy: confusion matrix (validation digits)")
+    np.testing.assert_array_equal(plotly_array(cm["data"][0]["z"]),
+                                  evaluation.confusion_matrix(d.y_val, probs.predicted(groups)))
+    import os
+    assert snap.process not in (0, os.getpid())  # the runs pickled: a worker process trained them
+    assert qp(at, "hd_k") == "3"
+
+
+def json_title(chart) -> str:
+    title = json.loads(chart.proto.spec)["layout"].get("title", {})
+    return title.get("text", "") if isinstance(title, dict) else str(title)
+
+
+def plotly_array(value):
+    """A Plotly array from a figure's JSON: a plain list, or base64 binary with a dtype and shape."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(value, dict) and "bdata" in value:
+        shape = [int(v) for v in str(value.get("shape", "-1")).split(",")]
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).reshape(shape)
+    return np.asarray(value)

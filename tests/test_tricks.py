@@ -157,5 +157,7 @@ def test_net_settings_are_what_each_experiment_trains():
     assert stop == tr.NetSettings(256, "adam", 3e-3, 32, 40)
     assert tr.net_settings("prior", {"n": 4000, "epochs": 5, "rare": 3, "keep": 0.05}) == \
         tr.NetSettings(64, "adam", 1e-3, 32, 5)
+    assert tr.net_settings("divide", {"n": 4000, "epochs": 5, "k": 4, "hidden": 128}) == \
+        tr.NetSettings(128, "adam", 1e-3, 32, 5)
     with pytest.raises(ValueError, match="Unknown experiment"):
         tr.net_settings("dropout", {"epochs": 1})
