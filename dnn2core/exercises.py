@@ -268,6 +268,13 @@ EXERCISES: dict[str, tuple[Exercise, ...]] = {
                  "With so few examples, predicting '3' rarely pays off in the loss, so the network learns to "
                  "avoid it. Class weights, duplication or a moved threshold each bring recall back, at a cost "
                  "in precision.", settings={"pr_class": 3, "pr_keep": 0.02}),
+        Exercise("divide", "A hierarchy of ten digits", 2,
+                 "Cluster the digits into 4 groups, train a coarse net and one net per group. Will the hierarchy "
+                 "beat the flat network on the ten digits?",
+                 ("Clearly", "No: about the same, or worse", "Only on the rare digits"), 1,
+                 "Each group net is very good inside its group, but what the coarse net sends to the wrong group "
+                 "is lost, and each net sees fewer digits. Divide and conquer pays off with thousands of "
+                 "classes (the course's speech recognition), not with ten.", settings={"hd_k": 4, "hd_epochs": 5}),
     ),
 }
 

@@ -61,6 +61,10 @@ def check_page(browser, base_url: str, info, timeout: float) -> Check:
     try:
         page.goto(base_url + url_path(info.path), wait_until="domcontentloaded")
         wait_for_app_idle(page, timeout)
+        # a fresh server's first deep link reloads once through app.py's navigation: idle can be seen
+        # in between, before the page's title exists
+        page.locator('[data-testid="stMain"] h1').first.wait_for(timeout=timeout * 1000)
+        wait_for_app_idle(page, timeout)
         seconds = time.perf_counter() - t0
         found = page_problems(page)
         problems += [f"exception: {t}" for t in found.exceptions]
