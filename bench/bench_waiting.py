@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from contextlib import ExitStack  # noqa: E402
 
-from harness import _IDLE_JS, Server, launch_browser, wait_for_rerun  # noqa: E402
+from harness import _IDLE_JS, Server, cpu_seconds, launch_browser, renice_browsers, wait_for_rerun  # noqa: E402
 
 FINISHED = re.compile(r"Finished in")
 LINK = "/mnist?n=5000&epochs=3&models=CNN&seed={seed}"
@@ -52,16 +52,19 @@ def open_page(browser, url: str):
     return ctx, page
 
 
-def timed_run(browser, srv: Server, seed: int, others: list) -> float:
+def timed_run(browser, srv: Server, seed: int, others: list) -> tuple[float, float]:
+    """(seconds from A's Start to its "Finished", CPU seconds the web process used meanwhile)."""
     ctx, page = open_page(browser, srv.url + LINK.format(seed=seed))
+    cpu0 = cpu_seconds(srv.proc.pid)
     page.get_by_role("button", name="Start training").click()
     t0 = time.perf_counter()
     for p in others:  # the queued learners press Start just after A
         p.get_by_role("button", name="Start training").click()
     page.get_by_text(FINISHED).first.wait_for(timeout=900_000)
     seconds = time.perf_counter() - t0
+    web_cpu = cpu_seconds(srv.proc.pid) - cpu0
     ctx.close()
-    return seconds
+    return seconds, web_cpu
 
 
 def rerun_latency(browser, srv: Server, trainer_link: str, probes: int) -> dict[str, list[float]]:
@@ -100,17 +103,23 @@ def main() -> None:
     ap.add_argument("--probes", type=int, default=10, help="reruns per latency block")
     ap.add_argument("--configs", default="workers,threads")
     ap.add_argument("--latency-only", action="store_true")
+    ap.add_argument("--browser-nice", type=int, default=0,
+                    help="run Chromium at this nice value (0: the issue's check, tabs share the cores equally; "
+                         "10 approximates learners' browsers on their own machines)")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     times = {c: {"alone": [], "queued": [], "idle": []} for c in configs}
+    web_cpu = {c: {"alone": [], "queued": [], "idle": []} for c in configs}
     latency = {}
     seed = 1000
     with sync_playwright() as pw, ExitStack() as stack:
         servers = {c: stack.enter_context(Server(health_timeout=120, env={"DNN2_IDLE_SECONDS": "900", **CONFIGS[c]},
                                                  log_path=ROOT / "artifacts" / f"server-{c}.log")) for c in configs}
         browser = launch_browser(pw)
+        if args.browser_nice:
+            print(f"Chromium at nice {args.browser_nice}: {renice_browsers(args.browser_nice)} processes", flush=True)
         for srv in servers.values():
             warm_ctx, _ = open_page(browser, srv.url + "/mnist")
             warm_ctx.close()
@@ -125,9 +134,13 @@ def main() -> None:
                     elif condition == "idle":
                         extra = [open_page(browser, srv.url + "/mnist") for _ in range(args.idle)]
                     pages = [p for _, p in extra] if condition == "queued" else []
-                    seconds = timed_run(browser, srv, seed, pages)
+                    if args.browser_nice:
+                        renice_browsers(args.browser_nice)  # renderers started for the new tabs
+                    seconds, cpu = timed_run(browser, srv, seed, pages)
                     times[config][condition].append(seconds)
-                    print(f"trial {trial + 1} {config:7s} {condition:6s} {seconds:6.1f} s", flush=True)
+                    web_cpu[config][condition].append(cpu)
+                    print(f"trial {trial + 1} {config:7s} {condition:6s} {seconds:6.1f} s, web process CPU {cpu:5.1f} s",
+                          flush=True)
                     for p in pages:  # the queued runs are not measured: stop them
                         stop = p.get_by_role("button", name="Stop")
                         if stop.count():
@@ -140,13 +153,14 @@ def main() -> None:
                                             args.probes)
             print(config, {k: [round(v, 2) for v in vs] for k, vs in latency[config].items()}, flush=True)
         browser.close()
-    print("| server | condition | median (s) | trials (s) | ratio to alone |\n|---|---|---:|---|---:|")
+    print(f"Chromium at nice {args.browser_nice}\n| server | condition | median (s) | trials (s) | ratio to alone | "
+          "web process CPU during the run, median (s) |\n|---|---|---:|---|---:|---:|")
     for config in configs if not args.latency_only else []:
         alone = statistics.median(times[config]["alone"])
         for condition, values in times[config].items():
             med = statistics.median(values)
             print(f"| {config} | {condition} | {med:.1f} | {', '.join(f'{v:.1f}' for v in values)} | "
-                  f"{med / alone:.2f}x |")
+                  f"{med / alone:.2f}x | {statistics.median(web_cpu[config][condition]):.1f} |")
     print("\n| server | page rerun, nothing training p50 / p95 (s) | while a job trains p50 / p95 (s) | "
           "p95 ratio (goal <= 1.5) |\n|---|---|---|---:|")
     for config, lat in latency.items():

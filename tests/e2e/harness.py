@@ -84,6 +84,45 @@ def workers_rss_mb(server_pid: int) -> float:
     return sum(rss_mb(p) for p in worker_pids(server_pid))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc), 0.0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def renice_browsers(nice: int) -> int:
+    """Lower the priority of this process's Chromium processes (the browser and its renderers; new
+    renderers inherit it). In a class the learners' browsers run on their own machines: at a lower
+    priority here they approximate that, leaving the server's cores to the server first."""
+    children: dict[int, list[int]] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        head, tail = stat.rsplit(")", 1)
+        pid, ppid = int(entry.name), int(tail.split()[1])
+        children.setdefault(ppid, []).append(pid)
+        names[pid] = head.split("(", 1)[1]
+    done, todo = 0, list(children.get(os.getpid(), []))
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        if "chrom" in names.get(pid, "") or "playwright" in names.get(pid, ""):
+            try:
+                os.setpriority(os.PRIO_PROCESS, pid, max(nice, os.getpriority(os.PRIO_PROCESS, pid)))
+                done += 1
+            except OSError:
+                pass
+    return done
+
+
 def free_port() -> int:
     """A port the OS just handed out on 127.0.0.1 (bind to 0), so parallel runs never clash."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
