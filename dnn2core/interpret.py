@@ -1020,11 +1020,15 @@ def _fit_tile(img: np.ndarray, side: int, colour: bool) -> np.ndarray:
     return out
 
 
+GRID_WIDTH_PX = 800  # the main column at 1280 pixels wide with the sidebar open: grids are sized to fit it
+
+
 def image_grid_figure(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[Sequence[str]],
-                      cell: int = 120) -> go.Figure:
+                      cell: int = 120, max_width: int = GRID_WIDTH_PX) -> go.Figure:
     """A grid of uint8 images (rows of equal length) as square tiles with their titles (which may
     hold a line break, ``<br>``) above them; used for exemplars next to the images that excite the
-    same filter most. ``cell``: a tile's side in pixels on the page.
+    same filter most. ``cell``: a tile's side in pixels on the page, made smaller when the columns
+    would not fit in ``max_width`` (so the figure's height is right and nothing is shrunk later).
 
     The tiles are drawn as one picture (a PNG mosaic, white between tiles, each picture fitted into
     its square with its aspect ratio kept) whose y axis is tied to its x axis, so the page cannot
@@ -1041,11 +1045,13 @@ def image_grid_figure(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[Seq
     n_cols = max((len(r) for r in grid), default=1)
     flat = [img for r in grid for img in r]
     colour = any(img.ndim == 3 and img.shape[-1] == 3 for img in flat)
+    gap_css = 14
+    cell = int(max(40, min(cell, (max_width - 8 - (n_cols - 1) * gap_css) // n_cols)))
     side = min(max((max(img.shape[:2]) for img in flat), default=1), cell)  # picture pixels per tile (<= its size)
     per_css = side / cell  # picture pixels per page pixel
     lines = max((t.count("<br>") + 1 for ts in titles for t in ts if t), default=0)
     title_css = _TITLE_LINE_PX * lines + 8 if lines else 4
-    band, gap = round(title_css * per_css), max(1, round(8 * per_css))
+    band, gap = round(title_css * per_css), max(1, round(gap_css * per_css))
     row_h, col_w = band + side + gap, side + gap
     height, width = n_rows * row_h - gap, n_cols * col_w - gap
     mosaic = np.full((height, width, 3) if colour else (height, width), 255, np.uint8)
@@ -1065,7 +1071,7 @@ def image_grid_figure(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[Seq
     source = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
     margin_t, margin_b = 4, 4
     layout = dict(
-        height=int(n_rows * (title_css + cell + 8) - 8 + margin_t + margin_b), showlegend=False,
+        height=int(n_rows * (title_css + cell + gap_css) - gap_css + margin_t + margin_b), showlegend=False,
         margin=dict(l=4, r=4, t=margin_t, b=margin_b), plot_bgcolor="rgba(0,0,0,0)", annotations=annotations,
         xaxis=dict(visible=False, range=[-0.5, width - 0.5], constrain="domain"),
         yaxis=dict(visible=False, range=[height - 0.5, -0.5], scaleanchor="x", scaleratio=1, constrain="domain",

@@ -369,9 +369,14 @@ def test_a_large_exemplar_grid_is_built_in_one_go():
     seconds = time.perf_counter() - t
     assert len(fig.data) == 1 and len(fig.layout.annotations) == 144
     assert seconds < 1.5, seconds  # generous: a loaded 2-core machine
+    # 9 columns of 120 px would not fit the main column at 1280x720: the tiles shrink so that at the
+    # figure's height the picture is at most 800 px wide (no stretch, no empty band under it)
+    mosaic = _mosaic(fig)
+    plot_h = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    assert 700 < plot_h * mosaic.shape[1] / mosaic.shape[0] <= 800
     photo = np.random.default_rng(0).integers(0, 255, (224, 224, 3), dtype=np.uint8)
     mosaic = _mosaic(interpret.image_grid_figure([[photo, photo]], [["a", "b"]], cell=100))
-    assert mosaic.shape[1] == 2 * 100 + round(8 * 1.0) and mosaic.shape[2] == 3  # 224 px shrunk to 100
+    assert mosaic.shape[1] == 2 * 100 + 14 and mosaic.shape[2] == 3  # 224 px shrunk to 100
 
 
 def test_maps_and_heat_figures_use_square_tiles():
