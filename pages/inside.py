@@ -38,6 +38,7 @@ OWN_MODEL_ERROR = "inside.own_model_error"  # (file id, message) of the upload t
 OWN_MODEL_DISMISSED = "inside.own_model_dismissed"  # the file id the learner asked to forget
 MAX_CACHED = 256
 MEMO_PER_KIND = 8
+MEMO_BIG = 3  # VGG16's block-1 feature maps are 12.8 MB, a 16 x 9 grid of its exemplars 8 MB
 MAX_MODEL_MB = uploads.MAX_MODEL_BYTES // (1024 * 1024)
 MNIST_NAMES = tuple(str(d) for d in range(10))
 TABS = ("Filter exemplars", "Test the hypothesis", "Saliency & Grad-CAM", "One-pixel attack", "Keras code")
@@ -154,17 +155,17 @@ def remember(cache_name: str, key, value) -> None:
         cache.pop(next(iter(cache)))
 
 
-def memo(kind: str, key: tuple, compute: Callable[[], Any]) -> Any:
-    """A result kept in this session, the newest MEMO_PER_KIND of each kind: a rerun whose inputs
-    did not change (another tab's widget, a switch back to this tab) reuses it instead of
-    recomputing it. ``key`` must hold everything the result depends on."""
+def memo(kind: str, key: tuple, compute: Callable[[], Any], keep: int = MEMO_PER_KIND) -> Any:
+    """A result kept in this session, the newest ``keep`` of each kind: a rerun whose inputs did not
+    change (another tab's widget, a switch back to this tab) reuses it instead of recomputing it.
+    ``key`` must hold everything the result depends on."""
     store = st.session_state.setdefault(MEMO, {}).setdefault(kind, {})
     if key in store:
         store[key] = store.pop(key)  # now the newest
         return store[key]
     value = compute()
     store[key] = value
-    while len(store) > MEMO_PER_KIND:
+    while len(store) > keep:
         store.pop(next(iter(store)))
     return value
 
@@ -398,7 +399,8 @@ def exemplars_tab(choice: interpret.ModelChoice, layers: list[str],
                 "these settings always gives the same ones, and settings you have generated before show at once.")
         return layer, settings
     grid = memo("grid", (*model_id(choice), layer, tuple(cached), settings, top_k), lambda: interpret.image_grid_figure(
-        *interpret.exemplar_grid(choice, layer, cached, top_k, dataset_activations(choice, layer) if top_k else None)))
+        *interpret.exemplar_grid(choice, layer, cached, top_k, dataset_activations(choice, layer) if top_k else None)),
+        keep=MEMO_BIG)
     st.markdown(f"**{layer}**: each row is one filter's exemplar (with the mean activation it reaches), then "
                 f"the {top_k} dataset images ({choice.images_note}) that excite it most, with theirs. "
                 "A filter still at 0.00 is silent: no image in reach switches it on.")
@@ -425,7 +427,7 @@ def hypothesis_tab(choice: interpret.ModelChoice, layer: str, settings: interpre
     if not show:
         return
     maps = memo("maps", (*model_id(choice), layer, image_id),
-                lambda: interpret.feature_maps(choice.model, layer, image, preprocess=choice.preprocess))
+                lambda: interpret.feature_maps(choice.model, layer, image, preprocess=choice.preprocess), keep=MEMO_BIG)
     ranking = interpret.rank_filters(maps)
     h1.plotly_chart(interpret.image_grid_figure([[choice.display(image)]], [["input"]], cell=180),
                     key="inside.fig_input")
