@@ -383,6 +383,176 @@ def _write_members(zf: zipfile.ZipFile, chosen: Iterable[zipfile.ZipInfo], root:
     return written, n_images
 
 
+# ============================================================================= Keras model files
+
+MAX_MODEL_BYTES = MAX_UPLOAD_BYTES  # server.maxUploadSize caps every upload; the course's CNN is 1.3 MB
+MAX_MODEL_UNPACKED = 200 * _MB  # what the members may unpack to: a zip bomb is refused before loading
+MAX_MODEL_CONFIG_BYTES = 2 * _MB  # config.json: a few kB for the course's CNN, ~100 kB for a ResNet
+MAX_MODEL_COMPRESSION = 200  # unpacked / packed: real weights barely compress
+KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5", "model.weights.npz")
+KERAS_REFUSED_CLASSES = ("Lambda", "TFSMLayer")  # run arbitrary code, or load another file from the server
+
+
+def _config_problem(node: Any, depth: int = 0) -> str | None:
+    """Why a Keras config must not be loaded at all, or None: an object from outside Keras (custom
+    code), a Lambda layer (arbitrary Python), or absurd nesting. safe_mode refuses these too; this
+    check answers before Keras is asked, with a message a learner can act on."""
+    if depth > 200:
+        return "Refused: the model's configuration is nested too deeply."
+    if isinstance(node, dict):
+        cls = node.get("class_name")
+        if isinstance(cls, str) and cls in KERAS_REFUSED_CLASSES:
+            return (f"Refused: the model has a {cls} layer, which runs code of its own; this server only "
+                    "loads models built from Keras' own layers (safe mode).")
+        module = node.get("module")
+        if "class_name" in node and module is not None and not (
+                isinstance(module, str) and (module == "keras" or module.startswith("keras."))):
+            return (f"Refused: the model uses {str(cls)[:60]!r} from {str(module)[:60]!r}, custom code that is "
+                    "not part of Keras; this server only loads models built from Keras' own layers.")
+        registered = node.get("registered_name")
+        if isinstance(registered, str) and ">" in registered:  # Custom>MyLayer: a registered custom object
+            return (f"Refused: the model uses the custom object {registered[:60]!r}; this server only loads "
+                    "models built from Keras' own layers.")
+        children = node.values()
+    elif isinstance(node, list):
+        children = node
+    else:
+        return None
+    for child in children:
+        why = _config_problem(child, depth + 1)
+        if why is not None:
+            return why
+    return None
+
+
+def check_keras_archive(data: bytes, *, max_unpacked: int = MAX_MODEL_UNPACKED,
+                        max_config: int = MAX_MODEL_CONFIG_BYTES) -> dict:
+    """Check a ``.keras`` file before Keras opens it; returns its parsed ``config.json``.
+
+    A ``.keras`` file is a zip of ``config.json``, ``metadata.json`` and the weights (``.h5`` or
+    ``.npz``), with an optional ``assets/`` folder. Refused: not a zip, a damaged or truncated one,
+    links, absolute or ``../`` names, encryption, members a Keras file does not have, members that
+    unpack to more than ``max_unpacked`` in all or compress more than ``MAX_MODEL_COMPRESSION`` to 1
+    (a zip bomb), a missing or unreadable ``config.json``, and configurations that name code from
+    outside Keras or Lambda layers (``_config_problem``)."""
+    import json
+
+    if data[:4] != b"PK\x03\x04":
+        raise UploadError("This file is not a Keras model (.keras files are zip archives; an .h5 or SavedModel "
+                          "file must be saved again with model.save('name.keras')).")
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = zf.infolist()
+    except Exception:  # noqa: BLE001 - BadZipFile, OSError, ValueError, struct errors on a mangled directory
+        raise UploadError("The .keras file is damaged or incomplete (its zip directory cannot be read).") from None
+    with zf:
+        if len(infos) > 1000:
+            raise UploadError(f"The .keras file holds {len(infos):,} entries; a Keras model has a handful.")
+        names = set()
+        for info in infos:
+            why = _member_problem(info)
+            if why is not None:
+                raise UploadError(why)
+            name = info.filename.replace("\\", "/")
+            if name not in KERAS_MEMBERS and not name.startswith("assets/"):
+                raise UploadError(f"Refused: {name[:60]!r} is not part of a Keras model file (expected "
+                                  f"{', '.join(KERAS_MEMBERS[:3])} and an optional assets/ folder).")
+            names.add(name)
+        total = sum(i.file_size for i in infos)
+        if total > max_unpacked:
+            raise UploadError(f"The .keras file unpacks to {total / 1e6:,.0f} MB; at most "
+                              f"{max_unpacked / 1e6:,.0f} MB are accepted.")
+        for info in infos:
+            ratio = info.file_size / max(info.compress_size, 1)
+            if info.file_size > 1 * _MB and ratio > MAX_MODEL_COMPRESSION:
+                raise UploadError(f"Refused: {info.filename[:60]!r} unpacks {ratio:,.0f} times larger than it is "
+                                  "packed (a zip bomb).")
+        if "config.json" not in names or not ({"model.weights.h5", "model.weights.npz"} & names):
+            raise UploadError("This zip is not a Keras model file: it lacks config.json or the weights.")
+        cfg_info = zf.getinfo("config.json")
+        if cfg_info.file_size > max_config:
+            raise UploadError(f"The model's config.json is {cfg_info.file_size / 1e6:,.1f} MB; at most "
+                              f"{max_config / 1e6:,.0f} MB are accepted.")
+        try:
+            raw = zf.read("config.json")
+            for info in infos:  # read every member once: a truncated or corrupted file fails here, not in Keras
+                with zf.open(info) as member:
+                    while member.read(1024 * 1024):
+                        pass
+        except Exception as exc:  # noqa: BLE001 - BadZipFile (CRC), zlib.error, EOFError on truncated data
+            raise UploadError(_zip_failure(exc).replace("The zip", "The .keras file")) from None
+    try:
+        config = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise UploadError("The model's config.json is not valid JSON.") from None
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise UploadError("The model's config.json does not describe a Keras model.")
+    why = _config_problem(config)
+    if why is not None:
+        raise UploadError(why)
+    return config
+
+
+def _load_problem(exc: BaseException) -> str:
+    """A learner's words for what keras.saving.load_model raised on a checked archive."""
+    text = str(exc)
+    if "Lambda" in text or "safe_mode" in text or "unsafe" in text.lower():
+        return ("Refused by Keras' safe mode: the model holds code (a Lambda layer or a custom function). "
+                "Rebuild it from Keras' own layers.")
+    if "Could not locate" in text or "custom" in text.lower() or "Unknown" in text:
+        return ("The model uses a layer or function Keras does not know (custom code). Rebuild it from Keras' "
+                "own layers.")
+    if isinstance(exc, MemoryError):
+        return "This model is too large to load on this server."
+    return f"The model could not be loaded ({type(exc).__name__}); save it again with model.save('name.keras')."
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """An uploaded model that loaded: the model, and a fingerprint of the file (the same file
+    uploaded again is the same model: its exemplars and batch attacks are found again)."""
+
+    model: Any
+    digest: str  # sha256 of the file, hex
+    size: int  # bytes
+
+
+def load_keras_model(source: bytes | BinaryIO, *, max_bytes: int = MAX_MODEL_BYTES,
+                     max_unpacked: int = MAX_MODEL_UNPACKED) -> LoadedModel:
+    """An uploaded ``.keras`` file as a Keras model, or an UploadError saying why not.
+
+    Reads at most ``max_bytes`` (+1, to tell a larger file), checks the archive
+    (``check_keras_archive``), writes it to a private temporary file (mode 0600, in a folder only
+    this process can read) that is removed whatever happens, and loads it with
+    ``keras.saving.load_model(path, safe_mode=True, compile=False)``: no code from the file runs,
+    and no optimizer state is built. Keras is imported here, never at module import."""
+    import tempfile
+
+    data = _read_bytes(source, max_bytes)
+    check_keras_archive(data, max_unpacked=max_unpacked)
+    import keras
+
+    folder = tempfile.mkdtemp(prefix=SESSION_PREFIX + "model-")
+    try:
+        path = os.path.join(folder, "upload.keras")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Keras' notes on skipped optimizer state and the like
+                model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        except Exception as exc:  # noqa: BLE001 - ValueError, TypeError, KeyError, OSError from h5py, ...
+            raise UploadError(_load_problem(exc)) from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if not hasattr(model, "layers") or not callable(model):
+        raise UploadError("The file holds a Keras object that is not a model.")
+    import hashlib
+
+    return LoadedModel(model, hashlib.sha256(data).hexdigest(), len(data))
+
+
 # ============================================================================= image checks and scans
 
 SKIP_REASONS = {

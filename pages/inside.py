@@ -1,30 +1,47 @@
 """Inside the network (course Video 5, learning outcome 4): filter exemplars, the hypothesis test,
-saliency and Grad-CAM, and the one-pixel attack. All computation lives in dnn2core.
+saliency and Grad-CAM, and the one-pixel attack, on the course's CNN, the learner's own runs or a
+.keras file they upload. All computation lives in dnn2core.
 
-Reads top to bottom: cached loaders, the model and image pickers, one function per tab (each takes
-what it needs as arguments), then the page itself at the bottom, calling them in order."""
+Reads top to bottom: cached loaders, session caches, the model and image pickers, one function per
+tab (each takes what it needs as arguments, and computes only while its tab is open), then the page
+itself at the bottom, calling them in order.
+
+Why it is fast after the first load (issue 14; profiled with py-spy on a real server): the tabs
+rerun on a switch and only the open one computes; results (probabilities, feature maps, saliency
+and Grad-CAM, exemplar grids) are kept per model, layer and image in this session, so a widget
+change recomputes only what it changed; and the figures are built in one go, not with
+make_subplots, whose per-tile axis updates cost 2.4 s for a 16 x 9 exemplar grid."""
 
 import os
 import time
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dnn2core import adversarial, data, digits, interpret, keras_code, pretrained, runs, uploads
+from dnn2core import adversarial, data, interpret, keras_code, pretrained, runs, uploads
 from dnn2core.training import Budget, ModelRun
 from dnn2ui import bases as shared_bases
 from dnn2ui import exercises, live
 from dnn2ui.sidebar import data_banner
-from dnn2ui.state import UrlState
+from dnn2ui.state import UrlState, as_code
 
 url = UrlState("inside")
 
 EXEMPLAR_CACHE = "inside.exemplar_cache"
 ACTIVATION_CACHE = "inside.activation_cache"
+MEMO = "inside.memo"
 ATTACK = "inside.attack_result"
+OWN_MODEL = "inside.own_model"  # the learner's uploaded model: one per session
+OWN_MODEL_ERROR = "inside.own_model_error"  # (file id, message) of the upload that was refused
+OWN_MODEL_DISMISSED = "inside.own_model_dismissed"  # the file id the learner asked to forget
 MAX_CACHED = 256
+MEMO_PER_KIND = 8
+MEMO_BIG = 3  # VGG16's block-1 feature maps are 12.8 MB, a 16 x 9 grid of its exemplars 8 MB
+MAX_MODEL_MB = uploads.MAX_MODEL_BYTES // (1024 * 1024)
 MNIST_NAMES = tuple(str(d) for d in range(10))
+TABS = ("Filter exemplars", "Test the hypothesis", "Saliency & Grad-CAM", "One-pixel attack", "Keras code")
 
 
 # ----------------------------------------------------------------------------- cached loaders
@@ -40,22 +57,30 @@ def default_cnn() -> interpret.DefaultCnn:
                               os.environ.get("DNN2_DEFAULT_CNN_EPOCHS", ""))
 
 
-@st.cache_data(max_entries=1, show_spinner=False)
+@st.cache_resource(max_entries=2, show_spinner=False)
 def mnist_test(where: str, limit: int = 1000):
+    """Shared read-only (a resource, not data: no copy of 3 MB per rerun and session)."""
     loaded = data.load_mnist()
     x = loaded.data.x_test[:limit].astype(np.float32)[..., None] / 255.0
-    return x, loaded.data.y_test[:limit].astype(np.int64), loaded.provenance
+    y = loaded.data.y_test[:limit].astype(np.int64)
+    x.flags.writeable = False
+    y.flags.writeable = False
+    return x, y, loaded.provenance
 
 
-@st.cache_data(max_entries=1, show_spinner=False)
-def vgg_sample_photos() -> tuple[np.ndarray, tuple[str, ...]]:
+@st.cache_resource(max_entries=1, show_spinner=False)
+def sample_photos() -> tuple[np.ndarray, tuple[str, ...]]:
+    """The built-in colour photos at 224x224 in [0, 1]: VGG16's images, and an uploaded colour model's."""
     names = [n for n in data.sample_image_names() if "MNIST" not in n]
-    return np.stack([interpret.fit_image(data.load_sample_image(n).data, (224, 224, 3)) for n in names]), tuple(names)
+    photos = np.stack([interpret.fit_image(data.load_sample_image(n).data, (224, 224, 3)) for n in names])
+    photos.flags.writeable = False
+    return photos, tuple(names)
 
 
 # ----------------------------------------------------------------------------- small helpers
-def model_choices() -> tuple[dict[str, interpret.ModelChoice], dict]:
-    """Every model the learner can look inside, and how to load each (only the chosen one is loaded)."""
+def model_choices(own: interpret.ModelChoice | None) -> tuple[dict[str, interpret.ModelChoice], dict]:
+    """Every model the learner can look inside, and how to load each (only the chosen one is loaded).
+    ``own``: the model this learner uploaded in this session, if any."""
     x_test, y_test, prov = mnist_test(str(data.data_dir()))
     choices: dict[str, interpret.ModelChoice] = {}
     loaders: dict = {}
@@ -84,6 +109,9 @@ def model_choices() -> tuple[dict[str, interpret.ModelChoice], dict]:
                 class_names=("cat", "dog"), images=x, labels=y,
                 images_note=f"{len(y):,} of your validation images" if y is not None else "no dataset images found")
             loaders[k] = lambda v=v, name=name: v.models[name]
+    if own is not None:
+        choices[own.key] = own
+        loaders[own.key] = lambda: own.model
     choices["default"] = interpret.ModelChoice(
         "default", "Small CNN trained here (MNIST)", None, "mnist", class_names=MNIST_NAMES,
         images=x_test, labels=y_test, images_note=f"{len(y_test):,} MNIST test digits")
@@ -93,7 +121,7 @@ def model_choices() -> tuple[dict[str, interpret.ModelChoice], dict]:
 
 def model_identity(key: str) -> str:
     """What makes a chosen model itself, for run keys: the default CNN's training settings, or the
-    run (reference or the learner's) that trained it."""
+    run (reference or the learner's) that trained it, or an uploaded file's fingerprint."""
     if key == "default":
         return "default:" + os.environ.get("DNN2_DEFAULT_CNN_TRAIN", "") + ":" + os.environ.get(
             "DNN2_DEFAULT_CNN_EPOCHS", "") + ":" + str(data.data_dir().name)
@@ -104,15 +132,19 @@ def model_identity(key: str) -> str:
 
 
 def private_model_secret(key: str) -> str:
-    """A learner's own model is theirs: attacks on it stay in their link (their cats/dogs images)."""
-    return live.private_secret() if key.startswith(("mnist:", "catsdogs:")) else ""
+    """A learner's own model is theirs: attacks on it stay in their link (their cats/dogs images,
+    their uploaded file)."""
+    return live.private_secret() if key.startswith(("mnist:", "catsdogs:", "upload:")) else ""
 
 
 def clamp(name: str, options: list, default) -> None:
-    """Drop a remembered choice that the current model does not offer (e.g. layer 4 of 3)."""
+    """Keep a remembered choice across a change of the widget's options, and drop one the current
+    model does not offer (e.g. layer 4 of 3). Written back even when valid: Streamlit resets a widget
+    whose options or bounds changed (another model: 6 filters instead of 64) to its first value,
+    unless the script sets its value before drawing it."""
     key = url.key(name)
-    if key in st.session_state and st.session_state[key] not in options:
-        st.session_state[key] = default
+    if key in st.session_state:
+        st.session_state[key] = st.session_state[key] if st.session_state[key] in options else default
 
 
 def remember(cache_name: str, key, value) -> None:
@@ -123,9 +155,30 @@ def remember(cache_name: str, key, value) -> None:
         cache.pop(next(iter(cache)))
 
 
+def memo(kind: str, key: tuple, compute: Callable[[], Any], keep: int = MEMO_PER_KIND) -> Any:
+    """A result kept in this session, the newest ``keep`` of each kind: a rerun whose inputs did not
+    change (another tab's widget, a switch back to this tab) reuses it instead of recomputing it.
+    ``key`` must hold everything the result depends on."""
+    store = st.session_state.setdefault(MEMO, {}).setdefault(kind, {})
+    if key in store:
+        store[key] = store.pop(key)  # now the newest
+        return store[key]
+    value = compute()
+    store[key] = value
+    while len(store) > keep:
+        store.pop(next(iter(store)))
+    return value
+
+
+def model_id(choice: interpret.ModelChoice) -> tuple:
+    """The chosen model itself, for cache keys: its option and the loaded object (a retrained or
+    re-uploaded model is another object)."""
+    return choice.key, id(choice.model)
+
+
 def exemplar_key(choice: interpret.ModelChoice, layer: str, filter_index: int,
                  settings: interpret.ExemplarSettings) -> tuple:
-    return (choice.key, id(choice.model), layer, int(filter_index), settings)
+    return (*model_id(choice), layer, int(filter_index), settings)
 
 
 def cached_exemplar(choice: interpret.ModelChoice, layer: str, filter_index: int,
@@ -150,7 +203,7 @@ def dataset_activations(choice: interpret.ModelChoice, layer: str) -> np.ndarray
     """Every dataset image's mean activation per filter, once per model and layer in this session."""
     if choice.images is None or len(choice.images) == 0:
         return None
-    key = (choice.key, id(choice.model), layer)
+    key = (*model_id(choice), layer)
     cache = st.session_state.setdefault(ACTIVATION_CACHE, {})
     if key not in cache:
         remember(ACTIVATION_CACHE, key, interpret.filter_activations(choice.model, layer, choice.images,
@@ -159,36 +212,95 @@ def dataset_activations(choice: interpret.ModelChoice, layer: str) -> np.ndarray
 
 
 # ----------------------------------------------------------------------------- sidebar: the model and the image
+def forget_own_model() -> None:
+    """The "Forget my model" button: the model leaves this session (and the file in the uploader is
+    not loaded again)."""
+    own = st.session_state.pop(OWN_MODEL, None)
+    if own is not None:
+        st.session_state[OWN_MODEL_DISMISSED] = own["file_id"]
+
+
+def own_model_uploader(digits: tuple[np.ndarray, np.ndarray]) -> interpret.ModelChoice | None:
+    """A .keras file of the learner's own: size-checked before it is read, checked as a zip, loaded
+    in Keras' safe mode from a private temporary file, then checked for what the page needs (an
+    image input, a Conv2D layer, class scores). Kept in this session only, one at a time (a new
+    upload replaces it); a refused file gets its reason and the page carries on with the others."""
+    upload = st.file_uploader(f"Or look inside your own model (.keras, up to {MAX_MODEL_MB} MB)", type=["keras"],
+                              key="inside.model_upload", max_upload_size=MAX_MODEL_MB,
+                              help="A Keras 3 model saved with model.save('name.keras'): one image input "
+                                   "(height, width, 1 or 3 channels), at least one Conv2D layer, and class "
+                                   "probabilities or logits out. Lambda layers and custom code are refused.")
+    own = st.session_state.get(OWN_MODEL)
+    fresh = upload is not None and (own is None or own["file_id"] != upload.file_id) \
+        and st.session_state.get(OWN_MODEL_DISMISSED) != upload.file_id
+    failed = st.session_state.get(OWN_MODEL_ERROR)
+    if fresh and failed is not None and failed[0] == upload.file_id:
+        st.error(failed[1])
+        fresh = False
+    if fresh:
+        try:
+            if upload.size > uploads.MAX_MODEL_BYTES:  # the size Streamlit received, before reading it
+                raise uploads.UploadError(f"The file is larger than {MAX_MODEL_MB} MB; please upload a smaller "
+                                          "model.")
+            with st.spinner("Checking and loading your model…"):
+                loaded = uploads.load_keras_model(upload)
+                check = interpret.check_image_classifier(loaded.model)
+                photos = sample_photos()[0] if check.input_shape[2] == 3 else None
+                choice = interpret.uploaded_model_choice(
+                    loaded.model, f"upload:{loaded.digest[:8]}", f"Your model: {upload.name[:40]}", check,
+                    digits=digits, photos=photos)
+        except (uploads.UploadError, ValueError) as exc:
+            st.session_state[OWN_MODEL_ERROR] = (upload.file_id, f"{upload.name[:60]}: {exc}")
+            st.error(f"{upload.name[:60]}: {exc}")
+        else:
+            st.session_state[OWN_MODEL] = {"file_id": upload.file_id, "name": upload.name[:60], "choice": choice,
+                                           "check": check}
+            st.session_state.pop(OWN_MODEL_ERROR, None)
+            st.session_state[url.key("model")] = choice.key  # show it at once
+            own = st.session_state[OWN_MODEL]
+    if own is None:
+        return None
+    st.caption(f"Your model {as_code(own['name'], 40)}: {own['check'].summary()}. Kept for this session only; "
+               f"images: {own['choice'].images_note}.")
+    st.button("Forget my model", key="inside.forget_model", on_click=forget_own_model)
+    return own["choice"]
+
+
 def model_sidebar() -> tuple[str, interpret.ModelChoice, tuple[str, ...]]:
     """The model to look inside (loaded), its option key, and VGG16's sample photo names."""
     with st.sidebar:
         st.markdown("**Model to look inside**")
-        choices, loaders = model_choices()
+        picker = st.container()
+        x_test, y_test, _ = mnist_test(str(data.data_dir()))
+        own = own_model_uploader((x_test, y_test))
+        choices, loaders = model_choices(own)
         photo_names: tuple[str, ...] = ()
         vgg_path, _, vgg_reason = pretrained.find_weights("vgg16")  # never downloads here: 58 MB by surprise
         if vgg_path is not None:
-            photos, photo_names = vgg_sample_photos()
+            photos, photo_names = sample_photos()
             choices["vgg16"] = interpret.ModelChoice(
                 "vgg16", "VGG16 (ImageNet)", None, "vgg16", preprocess=interpret.vgg16_preprocess, images=photos,
                 images_note=f"the {len(photo_names)} built-in sample photos (ImageNet is not on this server)")
         keys = list(choices)
         first = "reference" if "reference" in choices else "default"  # the course's CNN needs no training here
         clamp("model", keys, first)
-        model_key = url.selectbox("model", "Model", keys, first, format_func=lambda k: choices[k].label)
-        if vgg_path is None:
-            st.toggle("VGG16 (ImageNet)", value=False, disabled=True, key="inside.vgg_unavailable", help=vgg_reason)
-            st.caption(f"VGG16 is unavailable: {vgg_reason}")
-        else:
-            st.caption(vgg_reason)
-        choice = choices[model_key]
-        if choice.kind == "vgg16":
-            choice.model = shared_bases.imagenet_base("vgg16")[0]  # the same shared base as the cats/dogs page
-        else:
-            choice.model = loaders[model_key]()
-        if model_key == "default":
-            st.caption(default_cnn().description)
-        if not any(k.startswith(("mnist:", "catsdogs:")) for k in keys):
-            st.caption("Train a CNN on the MNIST or cats-vs-dogs page and it appears here.")
+        with picker:
+            model_key = url.selectbox("model", "Model", keys, first, format_func=lambda k: choices[k].label)
+            if vgg_path is None:
+                st.toggle("VGG16 (ImageNet)", value=False, disabled=True, key="inside.vgg_unavailable",
+                          help=vgg_reason)
+                st.caption(f"VGG16 is unavailable: {vgg_reason}")
+            else:
+                st.caption(vgg_reason)
+            choice = choices[model_key]
+            if choice.kind == "vgg16":
+                choice.model = shared_bases.imagenet_base("vgg16")[0]  # the same shared base as the cats/dogs page
+            else:
+                choice.model = loaders[model_key]()
+            if model_key == "default":
+                st.caption(default_cnn().description)
+            if not any(k.startswith(("mnist:", "catsdogs:")) for k in keys):
+                st.caption("Train a CNN on the MNIST or cats-vs-dogs page and it appears here.")
     return model_key, choice, photo_names
 
 
@@ -202,13 +314,7 @@ def image_sidebar(choice: interpret.ModelChoice, photo_names: tuple[str, ...]) -
             upload = st.file_uploader("Image file", type=list(uploads.IMAGE_EXTENSIONS), key="inside.upload")
             if upload is not None:
                 try:
-                    raw = uploads.image_array(upload.getvalue(), max_side=512)
-                    if choice.kind == "mnist":
-                        image = digits.digit_from_image(raw)[..., None]
-                        note = "Your upload, inverted, cropped and centred like an MNIST digit."
-                    else:
-                        image = interpret.fit_image(raw, choice.input_shape, choice.value_range)
-                        note = f"Your upload, resized to {image.shape[1]}x{image.shape[0]}."
+                    image, note = choice.prepare_upload(uploads.image_array(upload.getvalue(), max_side=512))
                 except (uploads.UploadError, ValueError) as exc:
                     st.error(f"{upload.name}: {exc} The dataset image is used instead.")
         if image is None:
@@ -231,18 +337,24 @@ def image_sidebar(choice: interpret.ModelChoice, photo_names: tuple[str, ...]) -
 def true_class_sidebar(choice: interpret.ModelChoice, probs: np.ndarray) -> int:
     """An upload has no label: the learner says what it shows (the prediction by default)."""
     names = list(choice.class_names)
+    predicted = names[int(np.argmax(probs))]
+    clamp("label", names, predicted)  # another model's class names (a digit, "cat", "class 2")
     with st.sidebar:
-        return names.index(url.selectbox("label", "True class of your image", names, names[int(np.argmax(probs))]))
+        return names.index(url.selectbox("label", "True class of your image", names, predicted))
 
 
 # ----------------------------------------------------------------------------- tab 1: filter exemplars
-def exemplars_tab(choice: interpret.ModelChoice, layers: list[str]) -> tuple[str, interpret.ExemplarSettings]:
-    """The layer and exemplar settings (shared with the hypothesis tab), and the exemplar grid."""
+def exemplars_tab(choice: interpret.ModelChoice, layers: list[str],
+                  show: bool) -> tuple[str, interpret.ExemplarSettings]:
+    """The layer and exemplar settings (shared with the hypothesis tab), and, while the tab is open
+    (``show``), the exemplar grid."""
     model = choice.model
     in_h, in_w, _ = choice.input_shape
     st.markdown("Start from faint noise and repeatedly nudge every pixel in the direction that raises the "
                 "filter's mean activation (a normalised gradient step). Start small and **upscale between "
-                "stages** so coarse structure forms first. Exemplars are random without a fixed seed.")
+                "stages** so coarse structure forms first. The noise (and the random jitter and zoom) is drawn "
+                "from the **Seed**: the same seed and settings give the same exemplar, another seed starts "
+                "from other noise and may find another pattern.")
     c1, c2, c3 = st.columns(3)
     layer_ids = list(range(len(layers)))
     clamp("layer", layer_ids, min(1, len(layers) - 1))
@@ -261,7 +373,8 @@ def exemplars_tab(choice: interpret.ModelChoice, layers: list[str]) -> tuple[str
     else:
         size = in_h
         c3.caption(f"Image size: {in_h}x{in_w} (this model's input size)")
-    seed = url.number("seed", "Seed", 0, 0, 99_999, where=c3, step=1)
+    seed = url.number("seed", "Seed", 0, 0, 99_999, where=c3, step=1,
+                      help="Draws the starting noise and the random jitter and zoom of every step.")
     top_k = int(url.slider("topk", "Dataset images per filter", 0, 8, 4, where=c3))
     r1, r2, r3, r4 = st.columns(4)
     use_jitter = url.toggle("jitter", "Jitter", True, where=r1, help="Shift the image randomly by a pixel or two "
@@ -278,17 +391,20 @@ def exemplars_tab(choice: interpret.ModelChoice, layers: list[str]) -> tuple[str
     filters = list(range(int(n_show)))
     if st.button(f"Generate exemplars for filters 0-{filters[-1]}", key="inside.gen", type="primary"):
         make_exemplars(choice, layer, filters, settings)
+    if not show:
+        return layer, settings
     cached = {f: ex for f in filters if (ex := cached_exemplar(choice, layer, f, settings)) is not None}
     if not cached:
-        st.info("Press the button to generate the exemplars (the seed is fixed, so they are reproducible; "
-                "settings you have generated before show at once).")
+        st.info(f"Press the button to generate the exemplars. They are reproducible: seed {settings.seed} with "
+                "these settings always gives the same ones, and settings you have generated before show at once.")
         return layer, settings
-    rows, titles = interpret.exemplar_grid(choice, layer, cached, top_k,
-                                           dataset_activations(choice, layer) if top_k else None)
+    grid = memo("grid", (*model_id(choice), layer, tuple(cached), settings, top_k), lambda: interpret.image_grid_figure(
+        *interpret.exemplar_grid(choice, layer, cached, top_k, dataset_activations(choice, layer) if top_k else None)),
+        keep=MEMO_BIG)
     st.markdown(f"**{layer}**: each row is one filter's exemplar (with the mean activation it reaches), then "
                 f"the {top_k} dataset images ({choice.images_note}) that excite it most, with theirs. "
                 "A filter still at 0.00 is silent: no image in reach switches it on.")
-    st.plotly_chart(interpret.image_grid_figure(rows, titles), key="inside.fig_grid")
+    st.plotly_chart(grid, key="inside.fig_grid")
     if len(cached) < len(filters):
         st.caption(f"{len(filters) - len(cached)} filter(s) not generated yet with these settings.")
     st.caption(f"Seed {settings.seed} · {settings.steps} steps · step size {settings.step_size:g} · "
@@ -298,19 +414,23 @@ def exemplars_tab(choice: interpret.ModelChoice, layers: list[str]) -> tuple[str
 
 # ----------------------------------------------------------------------------- tab 2: the hypothesis test
 def hypothesis_tab(choice: interpret.ModelChoice, layer: str, settings: interpret.ExemplarSettings,
-                   image: np.ndarray) -> None:
-    """The layer's filters ranked on the input image, their feature maps next to their exemplars."""
+                   image: np.ndarray, image_id: str, show: bool) -> None:
+    """The layer's filters ranked on the input image, their feature maps next to their exemplars
+    (computed only while the tab is open, once per model, layer and image)."""
     n_filters = interpret.filter_count(choice.model, layer)
     st.markdown(f"Feed an image and rank **{layer}**'s filters by their mean activation on it. If a filter's "
                 "exemplar looks like part of your image, the hypothesis about what it detects gains support.")
-    maps = interpret.feature_maps(choice.model, layer, image, preprocess=choice.preprocess)
-    ranking = interpret.rank_filters(maps)
     h1, h2 = st.columns([1, 3])
-    h1.plotly_chart(interpret.image_grid_figure([[choice.display(image)]], [["input"]], cell=180),
-                    key="inside.fig_input")
     clamp("top", list(range(1, min(8, n_filters) + 1)), min(4, n_filters))
     top_m = int(url.slider("top", "Top filters to show", 1, min(8, n_filters), min(4, n_filters), where=h2)
                 if n_filters > 1 else 1)
+    if not show:
+        return
+    maps = memo("maps", (*model_id(choice), layer, image_id),
+                lambda: interpret.feature_maps(choice.model, layer, image, preprocess=choice.preprocess), keep=MEMO_BIG)
+    ranking = interpret.rank_filters(maps)
+    h1.plotly_chart(interpret.image_grid_figure([[choice.display(image)]], [["input"]], cell=180),
+                    key="inside.fig_input")
     h2.plotly_chart(interpret.ranking_figure(ranking, top_m), key="inside.fig_rank")
     top_filters = [int(f) for f in ranking["filter"][:top_m]]
     if st.button("Generate these filters' exemplars", key="inside.gen_top"):
@@ -323,8 +443,8 @@ def hypothesis_tab(choice: interpret.ModelChoice, layer: str, settings: interpre
 
 
 # ----------------------------------------------------------------------------- tab 3: saliency and Grad-CAM
-def saliency_tab(choice: interpret.ModelChoice, layers: list[str], image: np.ndarray, probs: np.ndarray | None,
-                 true_label: int | None) -> str:
+def saliency_tab(choice: interpret.ModelChoice, layers: list[str], image: np.ndarray, image_id: str,
+                 probs: np.ndarray | None, true_label: int | None, show: bool) -> str:
     """Which pixels (saliency) and which regions (Grad-CAM) moved the chosen class's score.
     Returns the Grad-CAM layer (the last conv layer when there is no classifier to explain)."""
     if not choice.classifier or probs is None:
@@ -333,17 +453,21 @@ def saliency_tab(choice: interpret.ModelChoice, layers: list[str], image: np.nda
         return layers[-1]
     names = list(choice.class_names)
     predicted = int(np.argmax(probs))
+    clamp("cls", ["predicted", *names], "predicted")
     explain = url.selectbox("cls", "Explain the score of class", ["predicted", *names], "predicted")
     class_index = predicted if explain == "predicted" else names.index(explain)
     layer_ids = list(range(len(layers)))
     clamp("cam_layer", layer_ids, len(layers) - 1)
     cam_layer = layers[url.selectbox("cam_layer", "Grad-CAM layer", layer_ids, len(layers) - 1,
                                      format_func=lambda i: layers[i])]
+    if not show:
+        return cam_layer
     st.markdown(f"The model says **{names[predicted]}** ({probs[predicted]:.1%})"
                 + (f"; the true class is **{names[true_label]}**." if true_label is not None else ".")
                 + f" Explaining class **{names[class_index]}**.")
-    sal = interpret.saliency_map(choice.model, image, class_index, preprocess=choice.preprocess)
-    cam = interpret.grad_cam(choice.model, image, class_index, cam_layer, preprocess=choice.preprocess)
+    sal, cam = memo("heat", (*model_id(choice), image_id, class_index, cam_layer), lambda: (
+        interpret.saliency_map(choice.model, image, class_index, preprocess=choice.preprocess),
+        interpret.grad_cam(choice.model, image, class_index, cam_layer, preprocess=choice.preprocess)))
     st.plotly_chart(interpret.heat_overlay_figure(choice.display(image), [sal, cam],
                                                   ["saliency |∂ log p / ∂ pixel|", f"Grad-CAM ({cam_layer})"]),
                     key="inside.fig_heat")
@@ -364,6 +488,7 @@ def attack_settings(names: list[str], true_label: int | None) -> adversarial.Att
     target = None
     if url.toggle("targeted", "Targeted", False, where=a3):
         others = [n for i, n in enumerate(names) if i != true_label]
+        clamp("target", names, others[0])
         target = names.index(url.selectbox("target", "Target class", names, others[0], where=a3))
     return adversarial.AttackSettings(int(n_pixels), int(popsize), int(maxiter), int(attack_seed), target)
 
@@ -453,10 +578,11 @@ def batch_attack(choice: interpret.ModelChoice, model_key: str, settings: advers
     st.dataframe(pd.DataFrame(result["rows"]), hide_index=True, key="inside.batch_table")
 
 
-def attack_tab(choice: interpret.ModelChoice, model_key: str, image: np.ndarray,
-               true_label: int | None) -> adversarial.AttackSettings | None:
-    """The one-pixel attack on the input image, then the same attack over a batch of dataset images.
-    Returns the attack's settings (None when the model has no classifier to attack)."""
+def attack_tab(choice: interpret.ModelChoice, model_key: str, image: np.ndarray, true_label: int | None,
+               show: bool) -> adversarial.AttackSettings | None:
+    """The one-pixel attack on the input image, then the same attack over a batch of dataset images
+    (results and the batch panel only while the tab is open). Returns the attack's settings (None
+    when the model has no classifier to attack)."""
     st.info(adversarial.HONEST_NOTE)
     if not choice.classifier or true_label is None:
         st.warning("Choose an MNIST or cats/dogs model to attack (the VGG16 base has no classifier here).")
@@ -469,9 +595,11 @@ def attack_tab(choice: interpret.ModelChoice, model_key: str, image: np.ndarray,
             st.error("The target must differ from the true class.")
         else:
             res = run_single_attack(choice, image, true_label, settings)
-            st.session_state[ATTACK] = {"result": res, "original": np.array(image), "model": choice.key}
+            st.session_state[ATTACK] = {"result": res, "original": np.array(image), "model": model_id(choice)}
+    if not show:
+        return settings
     shown = st.session_state.get(ATTACK)
-    if shown is not None and shown["model"] == choice.key and np.array_equal(shown["original"], image):
+    if shown is not None and shown["model"] == model_id(choice) and np.array_equal(shown["original"], image):
         show_attack(shown["result"], shown["original"], choice)
     batch_attack(choice, model_key, settings)
     return settings
@@ -483,7 +611,7 @@ def code_tab(choice: interpret.ModelChoice, layer: str, cam_layer: str,
     """The code behind the tabs, with the layers and the attack budget chosen there (the code is
     written for an MNIST CNN: other models keep its example layer names)."""
     st.markdown("A filter exemplar and Grad-CAM in plain Keras and TensorFlow:")
-    st.code(keras_code.inside_code(layer, cam_layer) if choice.kind == "mnist" else keras_code.inside_code(),
+    st.code(keras_code.inside_code(layer, cam_layer) if choice.digit_input else keras_code.inside_code(),
             language="python")
     st.markdown("The one-pixel attack with SciPy's differential evolution, one batched prediction per generation:")
     attack = attack or adversarial.AttackSettings()
@@ -500,29 +628,33 @@ st.markdown("What does a filter look for? Generate the image that excites it mos
 url.share_note()
 
 model_key, choice, photo_names = model_sidebar()
-if choice.kind == "mnist":
+if choice.digit_input and choice.images is not None:
     data_banner(mnist_test(str(data.data_dir()))[2])
 layers = interpret.conv_layers(choice.model)
 if not layers:
     st.error("This model has no convolution layer: nothing to look inside. Choose another model.")
     st.stop()
 image, true_label = image_sidebar(choice, photo_names)
-probs = interpret.predict_probs(choice.model, image, preprocess=choice.preprocess)[0] if choice.classifier else None
+image_id = interpret.array_digest(image)
+probs = memo("probs", (*model_id(choice), image_id), lambda: interpret.predict_probs(
+    choice.model, image, preprocess=choice.preprocess)[0]) if choice.classifier else None
 if probs is not None and true_label is None:
     true_label = true_class_sidebar(choice, probs)
 
-tab_ex, tab_hyp, tab_sal, tab_attack, tab_code = st.tabs(
-    ["Filter exemplars", "Test the hypothesis", "Saliency & Grad-CAM", "One-pixel attack", "Keras code"])
+# Only the open tab computes: a switch reruns the page (its widgets still draw in every tab, so their
+# settings stay in the link and reach the tabs that use them).
+tab_ex, tab_hyp, tab_sal, tab_attack, tab_code = st.tabs(list(TABS), key="inside.tab", on_change="rerun")
 with tab_ex:
-    layer, exemplar_settings = exemplars_tab(choice, layers)
+    layer, exemplar_settings = exemplars_tab(choice, layers, bool(tab_ex.open))
 with tab_hyp:
-    hypothesis_tab(choice, layer, exemplar_settings, image)
+    hypothesis_tab(choice, layer, exemplar_settings, image, image_id, bool(tab_hyp.open))
 with tab_sal:
-    cam_layer = saliency_tab(choice, layers, image, probs, true_label)
+    cam_layer = saliency_tab(choice, layers, image, image_id, probs, true_label, bool(tab_sal.open))
 with tab_attack:
-    attack = attack_tab(choice, model_key, image, true_label)
+    attack = attack_tab(choice, model_key, image, true_label, bool(tab_attack.open))
 with tab_code:
-    code_tab(choice, layer, cam_layer, attack)
+    if tab_code.open:
+        code_tab(choice, layer, cam_layer, attack)
 
 
 exercises.try_this("inside", url)

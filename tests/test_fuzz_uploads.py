@@ -93,3 +93,58 @@ def test_mutated_csvs_give_a_table_or_an_upload_error():
 def test_the_cases_are_seeded():
     assert list(cases("PNG", 5)) == list(cases("PNG", 5))
     assert list(cases("PNG", 5, seed=1)) != list(cases("PNG", 5))
+
+
+N_MODELS = 150
+
+
+def test_mutated_and_hostile_keras_files_load_or_are_refused_with_a_message():
+    """Seeded mutations of a tiny .keras CNN, plus the hostile files the page refuses (not a zip, a
+    truncated one, a zip bomb, a Lambda layer, a dense-only model, a 1-D input), through the same two
+    steps as the page: uploads.load_keras_model, then interpret.check_image_classifier. Each must give
+    a usable model, an UploadError or a ValueError with a message; anything else is an escape."""
+    from fuzz_cases import mutate
+    from model_files import hostile, tiny_cnn
+
+    from dnn2core import interpret
+
+    seed = tiny_cnn()
+    rng = np.random.default_rng([0, sum(map(ord, "keras"))])
+    cases = [(f"mutation {i}", mutate(seed, rng), None) for i in range(N_MODELS)]
+    # the zip's checksums catch most byte damage; these mutate what Keras parses (config.json, the
+    # weights) inside a well-formed zip
+    for i in range(N_MODELS // 3):
+        cases.append((f"member mutation {i}", _repacked(seed, "config.json" if i % 2 else "model.weights.h5",
+                                                       lambda raw: mutate(raw, rng)), None))
+    cases += [(name, data, words) for name, data, words in hostile()]
+    outcomes = {"ok": 0, "refused": 0}
+    escaped = []
+    for name, data, words in cases:
+        try:
+            model = uploads.load_keras_model(data).model
+            interpret.check_image_classifier(model)
+            outcomes["ok"] += 1
+            assert words is None, f"{name} was accepted"
+        except (uploads.UploadError, ValueError) as exc:
+            assert str(exc), name
+            assert words is None or words in str(exc), (name, str(exc))
+            outcomes["refused"] += 1
+        except Exception as exc:  # noqa: BLE001 - exactly what the fuzz looks for
+            escaped.append((name, f"{type(exc).__name__}: {exc}"[:200]))
+    assert escaped == [], f"{len(escaped)} of {len(cases)} .keras cases escaped: {escaped[:5]}"
+    assert outcomes["refused"] >= len(hostile()) and outcomes["ok"] + outcomes["refused"] == len(cases)
+    again = np.random.default_rng([0, sum(map(ord, "keras"))])
+    assert mutate(seed, again) == cases[0][1]  # seeded: the same cases every run
+
+
+def _repacked(data: bytes, member: str, change) -> bytes:
+    """The .keras zip ``data`` written again with ``change`` applied to one member (valid checksums)."""
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            raw = src.read(info)
+            dst.writestr(info.filename, change(raw) if info.filename == member else raw)
+    return out.getvalue()

@@ -275,7 +275,7 @@ def test_images_from_fit_reads_arrays_and_datasets():
 def test_figures_have_one_panel_per_image():
     img = np.zeros((8, 8), np.uint8)
     fig = interpret.image_grid_figure([[img, img, img], [img, img, img]], [["a", "b", "c"], ["d", "e", "f"]])
-    assert len(fig.data) == 6
+    assert len(fig.data) == 1 and [a.text for a in fig.layout.annotations] == list("abcdef")  # one mosaic
     fig = interpret.maps_and_exemplars_figure([np.zeros((4, 4))] * 3, [img, None, img], ["0", "1", "2"])
     assert len(fig.data) == 5
     fig = interpret.heat_overlay_figure(img, [np.zeros((8, 8)), np.ones((8, 8))], ["s", "g"])
@@ -298,3 +298,185 @@ def test_nested_base_behind_non_layer_preprocessing_ops():
     np.testing.assert_allclose(ours, np.asarray(direct)[0], rtol=1e-4, atol=1e-3)
     cam = interpret.grad_cam(model, image, class_index=1, layer_name="vgg16/block5_conv3")
     assert cam.shape == (32, 32) and cam.min() >= 0.0
+
+
+# ----------------------------------------------------------------------------- figures: square tiles, readable titles
+
+
+def _tiles(fig) -> list[tuple[dict, dict]]:
+    """(x axis, y axis) layout of every tile that holds a trace."""
+    layout = fig.to_plotly_json()["layout"]
+    out = []
+    for trace in fig.data:
+        x, y = trace.xaxis or "x", trace.yaxis or "y"
+        out.append((layout["xaxis" + x[1:]], layout["yaxis" + y[1:]]))
+    return out
+
+
+def _mosaic(fig) -> np.ndarray:
+    """The picture of an image_grid_figure, decoded from its PNG source."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    source = fig.data[0].source
+    assert source.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))))
+
+
+def test_grid_tiles_are_square_keep_the_aspect_ratio_and_have_readable_titles():
+    """Issue 14: tiles were stretched sideways and their titles tiny. The grid is one picture whose
+    y axis is tied to its x axis at ratio 1 (a pixel stays square however wide the page is); every
+    tile is a square holding its image whole, aspect ratio kept; titles are 13 px or more, centred
+    right above their own tile."""
+    a = np.arange(28 * 28, dtype=np.uint32).reshape(28, 28).astype(np.uint8)
+    b = 255 - a
+    wide = np.zeros((14, 28), np.uint8)  # a 2:1 picture keeps its shape: white above and below
+    fig = interpret.image_grid_figure([[a, b, wide], [b, a, a]],
+                                      [["filter 0<br>reaches 1.00", "0.90<br>label 7", "x"], ["d", "e", "f"]])
+    assert len(fig.data) == 1 and fig.data[0].type == "image"
+    ya = fig.layout.yaxis
+    assert ya.scaleanchor == "x" and ya.scaleratio == 1 and ya.constrain == fig.layout.xaxis.constrain == "domain"
+    mosaic = _mosaic(fig)
+    annotations = fig.layout.annotations
+    assert [t.text for t in annotations] == ["filter 0<br>reaches 1.00", "0.90<br>label 7", "x", "d", "e", "f"]
+    assert min(t.font.size for t in annotations) >= 13
+    tops = sorted({round(t.y + 0.5) for t in annotations})
+    lefts = sorted({round(t.x - 13.5) for t in annotations})
+    assert len(tops) == 2 and len(lefts) == 3
+    tile = lambda r, c: mosaic[tops[r]:tops[r] + 28, lefts[c]:lefts[c] + 28]  # noqa: E731
+    np.testing.assert_array_equal(tile(0, 0), a)  # 28-pixel images are drawn at their own size
+    np.testing.assert_array_equal(tile(0, 1), b)
+    np.testing.assert_array_equal(tile(1, 0), b)
+    np.testing.assert_array_equal(tile(0, 2)[7:21], wide)
+    assert (tile(0, 2)[:7] == 255).all() and (tile(0, 2)[21:] == 255).all()
+    assert (mosaic[: tops[0]] == 255).all()  # the title band is white
+    # at its natural height a tile is as high as it is wide on the page (cell=120)
+    plot_h = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    assert plot_h * 28 / mosaic.shape[0] == pytest.approx(120, rel=0.03)
+
+
+def test_a_large_exemplar_grid_is_built_in_one_go():
+    """16 filters x (exemplar + 8 images): make_subplots took 2.4 s for this grid (its per-tile axis
+    updates grow with the square of the tiles) and the browser drew 144 heat maps on every rerun; one
+    picture with its titles takes a fraction of that, and big images are shrunk to the tile size."""
+    import time
+
+    img = np.zeros((28, 28), np.uint8)
+    t = time.perf_counter()
+    fig = interpret.image_grid_figure([[img] * 9] * 16, [["t"] * 9] * 16)
+    seconds = time.perf_counter() - t
+    assert len(fig.data) == 1 and len(fig.layout.annotations) == 144
+    assert seconds < 1.5, seconds  # generous: a loaded 2-core machine
+    # 9 columns of 120 px would not fit the main column at 1280x720: the tiles shrink so that at the
+    # figure's height the picture is at most 800 px wide (no stretch, no empty band under it)
+    mosaic = _mosaic(fig)
+    plot_h = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    assert 700 < plot_h * mosaic.shape[1] / mosaic.shape[0] <= 800
+    photo = np.random.default_rng(0).integers(0, 255, (224, 224, 3), dtype=np.uint8)
+    mosaic = _mosaic(interpret.image_grid_figure([[photo, photo]], [["a", "b"]], cell=100))
+    assert mosaic.shape[1] == 2 * 100 + 14 and mosaic.shape[2] == 3  # 224 px shrunk to 100
+
+
+def test_maps_and_heat_figures_use_square_tiles():
+    maps = [np.arange(16.0).reshape(4, 4)] * 3
+    fig = interpret.maps_and_exemplars_figure(maps, [np.zeros((8, 8), np.uint8), None, None], ["f0", "f1", "f2"])
+    assert [a.text for a in fig.layout.annotations] == ["f0<br>feature map", "f0<br>exemplar",
+                                                      "f1<br>feature map", "f2<br>feature map"]
+    assert all(ya["scaleanchor"] for _, ya in _tiles(fig))
+    heat = interpret.heat_overlay_figure(np.zeros((8, 8), np.uint8), [np.zeros((8, 8))], ["Grad-CAM"])
+    assert [a.text for a in heat.layout.annotations] == ["input", "Grad-CAM"]
+    assert len({(t.xaxis, t.yaxis) for t in heat.data}) == 2  # the heat map lies over the faded image
+    assert all(a.font.size >= 13 for a in heat.layout.annotations)
+
+
+def test_array_digest_tells_values_shapes_and_types_apart():
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert interpret.array_digest(a) == interpret.array_digest(a.copy())
+    assert interpret.array_digest(a) == interpret.array_digest(np.asfortranarray(a))  # same values
+    b = a.copy()
+    b[1, 2] += 1e-3
+    assert len({interpret.array_digest(x) for x in (a, b, a.reshape(4, 3), a.astype(np.float64))}) == 4
+
+
+# ----------------------------------------------------------------------------- a learner's own model
+
+
+def _loaded(data: bytes):
+    from dnn2core import uploads
+
+    return uploads.load_keras_model(data).model
+
+
+def test_an_uploaded_digit_cnn_is_checked_and_gets_mnist_digits():
+    from model_files import tiny_cnn
+
+    model = _loaded(tiny_cnn())
+    check = interpret.check_image_classifier(model)
+    assert check.input_shape == (28, 28, 1) and check.n_classes == 10 and check.output == "probabilities"
+    assert check.value_range == (0.0, 1.0) and check.conv_layers == ("conv_a", "conv_b")
+    x = np.random.default_rng(0).random((5, 28, 28, 1)).astype(np.float32)
+    y = np.arange(5)
+    choice = interpret.uploaded_model_choice(model, "upload:abc", "Your model: tiny.keras", check, digits=(x, y))
+    assert choice.kind == "upload" and choice.digit_input and choice.class_names == tuple("0123456789")
+    np.testing.assert_array_equal(choice.images, x)
+    assert choice.labels.tolist() == [0, 1, 2, 3, 4] and choice.images_note == "5 MNIST test digits"
+    picture = np.full((60, 40), 255, np.uint8)
+    picture[10:50, 18:22] = 0  # a dark "1" on white paper
+    image, note = choice.prepare_upload(picture)
+    assert image.shape == (28, 28, 1) and image.max() == pytest.approx(1.0) and "centred" in note
+    maps = interpret.feature_maps(model, "conv_b", choice.images[0])
+    assert maps.shape == (11, 11, 6)
+
+
+def test_uploaded_logits_get_a_softmax_and_a_rescaling_model_gets_0_255_photos():
+    from model_files import colour_logits
+
+    model = _loaded(colour_logits())
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    logits = np.asarray(model(x))
+    check = interpret.check_image_classifier(model)
+    assert check.output == "logits" and check.n_classes == 3 and check.value_range == (0.0, 255.0)
+    probs = interpret.predict_probs(model, x)
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-6)
+    photos = np.random.default_rng(2).random((3, 224, 224, 3)).astype(np.float32)
+    choice = interpret.uploaded_model_choice(model, "upload:def", "Your model", check, photos=photos)
+    assert choice.images.shape == (3, 32, 32, 3) and choice.labels is None
+    assert 0 <= choice.images.min() and choice.images.max() > 1.5  # in the model's 0-255 scale
+    assert choice.class_names == ("class 0", "class 1", "class 2") and not choice.digit_input
+    assert "3 built-in sample photos, resized to 32x32" in choice.images_note
+    assert interpret.grad_cam(model, choice.images[0], 1, "colour_conv").shape == (32, 32)
+
+
+def test_models_the_page_cannot_use_are_refused_with_the_reason():
+    import keras
+
+    from model_files import dense_only, one_d_input
+
+    with pytest.raises(ValueError, match="no Conv2D layer"):
+        interpret.check_image_classifier(_loaded(dense_only()))
+    with pytest.raises(ValueError, match=r"shape \(100,\), not images"):
+        interpret.check_image_classifier(_loaded(one_d_input()))
+
+    def conv_model(shape, head):
+        inputs = keras.Input(shape)
+        x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3)(inputs))
+        return keras.Model(inputs, head(x))
+
+    cases = {
+        "4 channels": conv_model((28, 28, 4), keras.layers.Dense(10, activation="softmax")),
+        "8 to 512 pixels": conv_model((1024, 1024, 3), keras.layers.Dense(10, activation="softmax")),
+        "ends in relu": conv_model((28, 28, 1), keras.layers.Dense(10, activation="relu")),
+        "no class probabilities": conv_model((28, 28, 1), keras.layers.Dropout(0.1)),
+    }
+    two_in = [keras.Input((28, 28, 1)), keras.Input((28, 28, 1))]
+    merged = keras.layers.Add()([keras.layers.Conv2D(2, 3)(t) for t in two_in])
+    cases["2 inputs"] = keras.Model(two_in, keras.layers.Dense(2)(keras.layers.Flatten()(merged)))
+    one_in = keras.Input((28, 28, 1))
+    flat = keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(one_in))
+    cases["2 outputs"] = keras.Model(one_in, [keras.layers.Dense(2)(flat), keras.layers.Dense(3)(flat)])
+    for words, model in cases.items():
+        with pytest.raises(ValueError, match=words):
+            interpret.check_image_classifier(model)

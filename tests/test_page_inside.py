@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 from conftest import run_registry, open_page
 
 COURSE_CNN = "The course's MNIST CNN (60,000 digits, 5 epochs)"
+DEFAULT_CNN = "Small CNN trained here (MNIST)"
 TINY = dict(steps="4", n="2", ups="1", topk="3", pop="20", gens="3")
 
 
@@ -52,6 +53,14 @@ def annotations(spec: dict) -> list[str]:
     return [a["text"] for a in spec["layout"].get("annotations", [])]
 
 
+def tab(at: AppTest, name: str) -> AppTest:
+    """Open one of the page's tabs (a switch reruns the page; only the open tab computes)."""
+    at.session_state["inside.tab"] = name
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def test_filters_panel_exemplars_hypothesis_and_grad_cam():
     """One learner's visit: exemplars, revisit from the cache, regularisers and seed, the hypothesis
     test, saliency and Grad-CAM — one session keeps the test cheap."""
@@ -63,28 +72,38 @@ def test_filters_panel_exemplars_hypothesis_and_grad_cam():
     assert any("VGG16 is unavailable" in c.value and "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in c.value
                for c in at.sidebar.caption)
     assert any("trained here for 1 epoch(s) on 400 digits" in c.value for c in at.sidebar.caption)
-    assert any("Press the button" in i.value for i in at.info)  # nothing generated yet
+    assert any("Press the button" in i.value and "seed 0 with these settings always gives the same ones" in i.value
+               for i in at.info)  # nothing generated yet
+    assert not at.dataframe and not charts(at)  # the closed tabs computed nothing
 
     # the hypothesis test: filters ranked by mean activation on test digit 7
+    tab(at, "Test the hypothesis")
     frame = at.dataframe[0].value
     values = frame["mean activation"].tolist()
     assert len(frame) == 3 and values == sorted(values, reverse=True)
 
     # saliency and Grad-CAM of class 3, on conv layer 1, at the input's size
+    tab(at, "Saliency & Grad-CAM")
     assert any("Explaining class **3**" in m.value for m in at.markdown)
     heat = next(c for c in charts(at) if any("Grad-CAM (" in t for t in annotations(c)))
     cam = array(heat["data"][-1]["z"])
     assert cam.shape == (28, 28) and cam.min() >= 0 and cam.max() <= 1
 
     # the exemplar grid: 2 filters, each with its exemplar and the 3 digits that excite it most
+    tab(at, "Filter exemplars")
     at.button(key="inside.gen").click().run()
     assert not at.exception
     cache = at.session_state["inside.exemplar_cache"]
     assert len(cache) == 2 and all(v.shape == (28, 28, 1) for v in cache.values())
-    grid = next(c for c in charts(at) if len(c["data"]) == 2 * (1 + 3))
+    grid = next(c for c in charts(at) if len(annotations(c)) == 2 * (1 + 3))
     titles = annotations(grid)
-    assert titles[0].startswith("filter 0: ") and titles[4].startswith("filter 1: ")
+    assert titles[0].startswith("filter 0<br>reaches ") and titles[4].startswith("filter 1<br>reaches ")
+    assert all("<br>label " in t for t in titles[1:4])  # each digit's activation, then its class
     assert any("Seed 0 · 4 steps" in c.value for c in at.caption)
+    # square tiles with readable titles (issue 14): one picture that keeps its aspect ratio
+    layout = grid["layout"]
+    assert [d["type"] for d in grid["data"]] == ["image"] and layout["yaxis"]["scaleanchor"] == "x"
+    assert min(a["font"]["size"] for a in layout["annotations"]) >= 13
 
     # revisiting settings already generated is instant: no click needed
     at.selectbox(key="inside.layer").set_value(0).run()
@@ -107,14 +126,65 @@ def test_filters_panel_exemplars_hypothesis_and_grad_cam():
     assert seeds == [0, 0, 5, 5]
 
     # exemplars of the hypothesis test's top filters, next to their feature maps
+    tab(at, "Test the hypothesis")
     at.button(key="inside.gen_top").click().run()
     assert not at.exception
     maps = next(c for c in charts(at) if any("feature map" in t for t in annotations(c)))
     assert sum("exemplar" in t for t in annotations(maps)) == 3
 
 
+def test_the_seed_wording_is_true_same_seed_same_exemplar():
+    """Issue 14: "random without a fixed seed" contradicted "the seed is fixed". The page says the
+    noise comes from the Seed; generating again with the same seed gives the same exemplar."""
+    at = page(model="default")
+    words = " ".join(m.value for m in at.markdown)
+    assert "random without a fixed seed" not in words and "drawn from the **Seed**" in words
+    at.button(key="inside.gen").click().run()
+    first = dict(at.session_state["inside.exemplar_cache"])
+    at.session_state["inside.exemplar_cache"] = {}
+    at.button(key="inside.gen").click().run()
+    again = at.session_state["inside.exemplar_cache"]
+    assert first.keys() == again.keys() and len(first) == 2
+    assert all(np.array_equal(first[k], again[k]) for k in first)
+
+
+def test_only_the_open_tab_computes_and_reruns_reuse_results(monkeypatch):
+    """Issue 14: a rerun after a widget change must not recompute what did not change. Count the
+    calls of the heavy functions across reruns."""
+    from dnn2core import interpret
+
+    calls: dict[str, int] = {}
+
+    def counting(name):
+        real = getattr(interpret, name)
+
+        def wrapper(*a, **kw):
+            calls[name] = calls.get(name, 0) + 1
+            return real(*a, **kw)
+        return wrapper
+
+    for name in ("predict_probs", "feature_maps", "saliency_map", "grad_cam", "exemplar_grid"):
+        monkeypatch.setattr(interpret, name, counting(name))
+    at = page(model="reference")  # the course's CNN: nothing trains here, so every call is the page's
+    assert calls == {"predict_probs": 1}  # the sidebar's prediction; no tab work on the exemplars tab
+    at.slider(key="inside.topk").set_value(2).run()
+    at.slider(key="inside.steps").set_value(5).run()
+    assert calls == {"predict_probs": 1}
+    tab(at, "Saliency & Grad-CAM")
+    assert calls.get("saliency_map") == 1 and calls.get("grad_cam") == 1
+    seen = dict(calls)  # (saliency and Grad-CAM check the class with a prediction of their own)
+    tab(at, "Test the hypothesis")
+    at.slider(key="inside.top").set_value(2).run()  # a change in this tab: the maps are reused
+    assert calls.get("feature_maps") == 1
+    tab(at, "Saliency & Grad-CAM")  # back: nothing recomputed
+    assert calls == {**seen, "feature_maps": 1}
+    at.number_input(key="inside.idx").set_value(3).run()  # another image: computed once more
+    assert calls["saliency_map"] == calls["grad_cam"] == 2 and calls["feature_maps"] == 1 and not at.exception
+    assert calls["predict_probs"] == seen["predict_probs"] + 3
+
+
 def test_attack_panel_single_targeted_and_batch():
-    at = page(px="2", aseed="4", idx="0")
+    at = tab(page(px="2", aseed="4", idx="0"), "One-pixel attack")
     assert any("30,000" in i.value for i in at.info)  # the honest note
     assert any("up to **81 model queries**" in c.value for c in at.caption)
     at.button(key="inside.attack_go").click().run()
@@ -164,7 +234,7 @@ def test_a_batch_attack_waits_in_the_training_queue_and_stops(monkeypatch):
     """A heavy batch takes a gate slot like a training: it queues behind one, and Stop ends it."""
     from dnn2ui.live import shared_gate
 
-    at = page(model="default", pop="400", gens="100", batch_n="20")
+    at = tab(page(model="default", pop="400", gens="100", batch_n="20"), "One-pixel attack")
     gate = shared_gate()
     gate.enqueue("someone-else")  # a training holds the only slot (on a 1-slot server)
     assert gate.acquire("someone-else", __import__("threading").Event())
@@ -240,7 +310,7 @@ def _png_claiming(w, h):
 
 
 def test_uploads_bad_ones_get_a_message_and_a_digit_is_centred():
-    at = page(source="Upload", px="3")
+    at = tab(page(source="Upload", px="3"), "Test the hypothesis")
     for payload, message in ((b"not an image at all", "not an image"), (_png_claiming(20000, 20000), "megapixels"),
                              (_png(40, 40, 255), "blank")):
         at.file_uploader(key="inside.upload").set_value(("bad.png", payload, "image/png")).run()
@@ -284,3 +354,88 @@ def _load_random_vgg16():
     import keras
 
     return keras.applications.VGG16(include_top=False, weights=None, input_shape=(None, None, 3))
+
+
+# ----------------------------------------------------------------------------- the learner's own .keras model
+
+
+def _upload_model(at: AppTest, name: str, payload: bytes) -> AppTest:
+    at.sidebar.file_uploader(key="inside.model_upload").set_value((name, payload, "application/octet-stream")).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_an_uploaded_keras_model_is_offered_and_every_tab_works_with_it():
+    """Issue 14 (CNN Explainer's most-asked feature): upload a .keras file, then look inside it."""
+    from model_files import tiny_cnn
+
+    at = _upload_model(page(), "tiny.keras", tiny_cnn())
+    picker = at.selectbox(key="inside.model")
+    assert picker.value.startswith("upload:")
+    assert picker.options == [COURSE_CNN, "Your model: tiny.keras", DEFAULT_CNN]
+    assert any("input 28x28x1 (pixels 0-1), 2 Conv2D layer(s), 10 classes, class probabilities" in c.value
+               and "Kept for this session only" in c.value for c in at.sidebar.caption)
+    assert not at.sidebar.error
+    assert at.selectbox(key="inside.layer").options == ["conv_a (4 filters)", "conv_b (6 filters)"]
+    at.button(key="inside.gen").click().run()
+    assert not at.exception
+    cache = at.session_state["inside.exemplar_cache"]
+    mine = at.session_state["inside.own_model"]["choice"].model
+    assert sorted(k[3] for k in cache) == [0, 1] and all(k[:3] == (picker.value, id(mine), "conv_b") for k in cache)
+    assert all(v.shape == (28, 28, 1) for v in cache.values())
+    tab(at, "Test the hypothesis")
+    assert len(at.dataframe[0].value) == 4 and at.dataframe[0].value["filter"].max() < 6
+    tab(at, "Saliency & Grad-CAM")
+    heat = next(c for c in charts(at) if any("Grad-CAM (conv_b)" in t for t in annotations(c)))
+    assert array(heat["data"][-1]["z"]).shape == (28, 28)
+    tab(at, "One-pixel attack")
+    at.button(key="inside.attack_go").click().run()
+    assert not at.exception
+    res = at.session_state["inside.attack_result"]["result"]
+    assert res.popsize == 20 and res.before.shape == (10,)
+    assert qp(at, "u")  # attacks on an uploaded model are private to its uploader's link
+    # the same model stays through reruns (not loaded again) and can be forgotten
+    at.run()
+    assert at.session_state["inside.own_model"]["choice"].model is mine
+    at.sidebar.button(key="inside.forget_model").click().run()
+    assert not at.exception and "inside.own_model" not in at.session_state
+    assert at.selectbox(key="inside.model").options == [COURSE_CNN, DEFAULT_CNN]
+    assert at.selectbox(key="inside.model").value == "reference"
+
+
+def test_a_colour_model_with_logits_gets_photos_and_probabilities():
+    from model_files import colour_logits
+
+    at = _upload_model(page(), "colour.keras", colour_logits())
+    assert any("input 32x32x3 (pixels 0-255)" in c.value and "logits (a softmax is applied" in c.value
+               for c in at.sidebar.caption)
+    assert any("built-in sample photos, resized to 32x32" in c.value for c in at.sidebar.caption)
+    assert at.selectbox(key="inside.label").options == ["class 0", "class 1", "class 2"]  # photos have no labels
+    tab(at, "Saliency & Grad-CAM")
+    said = next(m.value for m in at.markdown if m.value.startswith("The model says"))
+    assert "%" in said and "Explaining class" in said
+    heat = next(c for c in charts(at) if any("Grad-CAM (colour_conv)" in t for t in annotations(c)))
+    assert array(heat["data"][-1]["z"]).shape == (32, 32)
+
+
+def test_hostile_model_files_are_refused_and_the_page_keeps_working():
+    from dnn2core import uploads
+    from model_files import hostile
+
+    at = page()
+    cases = hostile() + [("huge.keras", b"PK\x03\x04" + b"\0" * (uploads.MAX_MODEL_BYTES + 10), "larger than")]
+    for name, payload, words in cases:
+        _upload_model(at, name, payload)
+        errors = [e.value for e in at.sidebar.error]
+        assert any(e.startswith(name) and words in e for e in errors), (name, errors)
+        assert "inside.own_model" not in at.session_state
+        assert at.selectbox(key="inside.model").value == "reference"  # the page carries on
+        assert at.selectbox(key="inside.model").options == [COURSE_CNN, DEFAULT_CNN]
+        assert at.selectbox(key="inside.layer").value == 1
+    at.run()  # the same refused file is not tried again, its message stays
+    assert any("huge.keras" in e.value for e in at.sidebar.error)
+    # after the refusals a good model still loads
+    from model_files import tiny_cnn
+
+    _upload_model(at, "tiny.keras", tiny_cnn())
+    assert not at.sidebar.error and at.selectbox(key="inside.model").value.startswith("upload:")

@@ -272,3 +272,108 @@ def test_single_user_machines_may_allow_any_path(roots, tmp_path, monkeypatch):
 def test_display_path_never_shows_a_server_path(roots, tmp_path):
     assert uploads.display_path(tmp_path / "data" / "cats", roots) == "the data folder/cats"
     assert uploads.display_path(tmp_path / "elsewhere" / "x", roots) == "a file"
+
+
+# ----------------------------------------------------------------------------- .keras model files
+
+
+def _keras_zip(config: dict | None = None, extra: dict[str, bytes] | None = None) -> bytes:
+    import json
+
+    entries = {"metadata.json": b'{"keras_version": "3.0.0"}',
+               "config.json": json.dumps(config or {"module": "keras", "class_name": "Sequential",
+                                                    "config": {"layers": []}}).encode(),
+               "model.weights.h5": b"\x89HDF\r\n\x1a\n" + b"\0" * 100}
+    return _zip({**entries, **(extra or {})})
+
+
+def test_a_tiny_keras_model_loads_in_safe_mode_and_leaves_no_file(tmp_path, monkeypatch):
+    import tempfile
+
+    from model_files import tiny_cnn
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the private copy goes
+    data = tiny_cnn()
+    got = uploads.load_keras_model(io.BytesIO(data))
+    assert [layer.name for layer in got.model.layers][:3] == ["conv_a", "max_pooling2d", "conv_b"]
+    assert got.model.output_shape == (None, 10) and got.size == len(data)
+    import hashlib
+
+    assert got.digest == hashlib.sha256(data).hexdigest()
+    assert list(tmp_path.iterdir()) == []  # the temporary copy is gone
+    assert not got.model.compiled  # compile=False: no optimizer state built from the file
+
+
+def test_keras_archives_are_checked_before_keras_sees_them():
+    assert uploads.check_keras_archive(_keras_zip())["class_name"] == "Sequential"
+    cases = {
+        "not a Keras model": b"GIF89a not a zip",
+        "damaged or incomplete": _keras_zip()[:-30],
+        "outside the archive": _keras_zip(extra={"../config.json": b"{}"}),
+        "not part of a Keras model file": _keras_zip(extra={"run.sh": b"rm -rf /"}),
+        "lacks config.json": _zip({"metadata.json": b"{}", "model.weights.h5": b"x"}),
+        "not valid JSON": _zip({"config.json": b"{nope", "model.weights.h5": b"x"}),
+        "custom code": _keras_zip({"module": "keras", "class_name": "Sequential", "config": {"layers": [
+            {"module": "my_project.layers", "class_name": "Sneaky", "config": {}}]}}),
+        "custom object 'Custom>Scale'": _keras_zip({"module": "keras", "class_name": "Sequential", "config": {
+            "layers": [{"module": "keras.layers", "class_name": "Scale", "registered_name": "Custom>Scale"}]}}),
+        "Lambda layer": _keras_zip({"module": "keras", "class_name": "Sequential", "config": {"layers": [
+            {"module": "keras.layers", "class_name": "Lambda", "config": {"function": "..."}}]}}),
+        "nested too deeply": _keras_zip(_deep(300)),
+    }
+    for words, data in cases.items():
+        with pytest.raises(uploads.UploadError, match=words):
+            uploads.check_keras_archive(data)
+
+
+def _deep(n: int) -> dict:
+    node: dict = {"module": "keras", "class_name": "Sequential", "config": {}}
+    for _ in range(n):
+        node = {"module": "keras", "class_name": "Sequential", "config": {"layer": node}}
+    return node
+
+
+def test_keras_zip_bombs_are_refused_by_size_and_by_ratio():
+    import zipfile
+
+    from model_files import zip_bomb
+
+    with pytest.raises(uploads.UploadError, match="unpacks 1,0[0-9][0-9] times larger .* zip bomb"):
+        uploads.check_keras_archive(zip_bomb(20))
+    stored = _keras_zip(extra={"assets/blob.bin": b"\1" * 3_000_000})  # stored: no ratio, but too large
+    with pytest.raises(uploads.UploadError, match="unpacks to 3 MB; at most 2 MB"):
+        uploads.check_keras_archive(stored, max_unpacked=2_000_000)
+    with pytest.raises(uploads.UploadError, match="config.json is 0.0 MB; at most 0 MB"):
+        uploads.check_keras_archive(_keras_zip(), max_config=10)
+    many = _zip({f"assets/{i}.txt": b"" for i in range(1001)} | {"config.json": b"{}"})
+    with pytest.raises(uploads.UploadError, match="1,002 entries"):
+        uploads.check_keras_archive(many)
+    assert zipfile.is_zipfile(io.BytesIO(zip_bomb(2)))
+
+
+def test_safe_mode_refuses_a_lambda_layer_even_past_our_own_check(monkeypatch):
+    """Defence in depth: with the config check switched off, Keras' safe mode still refuses."""
+    from model_files import with_lambda
+
+    monkeypatch.setattr(uploads, "_config_problem", lambda node, depth=0: None)
+    with pytest.raises(uploads.UploadError, match="safe mode"):
+        uploads.load_keras_model(with_lambda())
+
+
+def test_model_files_over_the_limit_are_refused_unread():
+    class Endless(io.RawIOBase):
+        """A stream that never ends: only max_bytes + 1 may be read from it."""
+
+        read_so_far = 0
+
+        def readable(self):
+            return True
+
+        def read(self, n=-1):
+            n = 1 << 20 if n is None or n < 0 else n
+            Endless.read_so_far += n
+            return b"PK\x03\x04" + b"\0" * (n - 4)
+
+    with pytest.raises(uploads.UploadError, match="larger than 1 MB"):
+        uploads.load_keras_model(Endless(), max_bytes=1024 * 1024)
+    assert Endless.read_so_far == 1024 * 1024 + 1
