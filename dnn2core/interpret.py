@@ -117,7 +117,7 @@ def default_mnist_cnn(seed: int = 0, train_size: int | None = None, epochs: int 
     from dnn2core.models import build_mnist_cnn
     from dnn2core.training import BUILD_LOCK
 
-    train_size = int(train_size or env_number("DNN2_DEFAULT_CNN_TRAIN", 4000, whole=True, minimum=10))
+    train_size = int(train_size or env_number("DNN2_DEFAULT_CNN_TRAIN", 4000, whole=True, minimum=1))
     epochs = int(epochs or env_number("DNN2_DEFAULT_CNN_EPOCHS", 3, whole=True, minimum=1))
     if train_size < 10 or epochs < 1:
         raise ValueError("The default CNN needs at least 10 training digits and 1 epoch.")

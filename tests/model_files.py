@@ -28,7 +28,7 @@ def tiny_cnn() -> bytes:
     model = keras.Sequential([
         keras.Input((28, 28, 1)),
         keras.layers.Conv2D(4, 3, activation="relu", name="conv_a"),
-        keras.layers.MaxPooling2D(2),
+        keras.layers.MaxPooling2D(2, name="pool_a"),
         keras.layers.Conv2D(6, 3, activation="relu", name="conv_b"),
         keras.layers.Flatten(),
         keras.layers.Dense(10, activation="softmax", name="digits"),
