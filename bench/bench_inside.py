@@ -120,25 +120,9 @@ def bench_attack(model, split, args) -> list[str]:
 def _timed(page, action, settle_s: float = 1.5) -> float | None:
     """Seconds from ``action`` to the end of the rerun it caused (charts painted), or None when it
     caused no rerun within ``settle_s`` (a tab switch that only shows what is already drawn)."""
-    from harness import wait_for_app_idle
+    from harness import wait_for_rerun
 
-    page.evaluate("""() => {
-      window.__dnn2Runs = 0;
-      const app = document.querySelector('[data-testid="stApp"]');
-      if (window.__dnn2Observer) window.__dnn2Observer.disconnect();
-      window.__dnn2Observer = new MutationObserver(() => {
-        if (app.getAttribute('data-test-script-state') !== 'notRunning') window.__dnn2Runs += 1;
-      });
-      window.__dnn2Observer.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
-    }""")
-    t0 = time.perf_counter()
-    action()
-    try:
-        page.wait_for_function("() => window.__dnn2Runs > 0", timeout=settle_s * 1000, polling=50)
-    except Exception:  # noqa: BLE001 - Playwright's TimeoutError: nothing reran
-        return None
-    wait_for_app_idle(page, 180)
-    return time.perf_counter() - t0
+    return wait_for_rerun(page, action, timeout=180.0, start_within=settle_s)
 
 
 def _page_actions(page) -> list[tuple[str, object]]:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 
 Metrics = Mapping[str, Mapping[str, float]]  # a stored run's metrics: model name -> {metric: value}
 
-OUTCOMES = {
+OUTCOMES = {  # the course's learning outcomes, as its Quick Reference Guide numbers them (the home page lists them)
     1: "Process images in preparation for training a neural network",
     2: "Train a neural network to recognize items and images",
     3: "Use a pretrained network to enhance model performance",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dnn2core.exercises import OUTCOMES
+
 
 @dataclass(frozen=True)
 class PageInfo:
@@ -26,16 +28,7 @@ class PageInfo:
         return self.state or self.url_path
 
 
-LEARNING_OUTCOMES = {
-    1: "Process images in preparation for training a neural network",
-    2: "Train a neural network to recognize items and images",
-    3: "Use a pretrained network to enhance model performance",
-    4: "Interpret a neural network model",
-    5: "Train an LSTM network for time series analysis",
-    6: "Compare an LSTM network to time series analysis",
-    7: "Apply neural network techniques to a linear regression problem",
-    8: "Compare neural networks to other machine learning methods",
-}
+LEARNING_OUTCOMES = OUTCOMES  # the course's eight outcomes: one table, in dnn2core/exercises.py
 
 # In the course's order: Videos 1-4, the Tricks of the Trade mini-lesson, then Videos 5, 6 and 7.
 VISION, TRICKS, INTERPRET, SEQUENCES, REGRESSION = (

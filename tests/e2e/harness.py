@@ -64,20 +64,25 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _processes() -> dict[int, tuple[int, str, bytes]]:
+    """Every process on the machine: pid -> (parent pid, short name, command line), from /proc."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            head, tail = (entry / "stat").read_text().rsplit(")", 1)
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # gone meanwhile
+        table[int(entry.name)] = (int(tail.split()[1]), head.split("(", 1)[1], cmdline)
+    return table
+
+
 def worker_pids(server_pid: int) -> list[int]:
     """The server's training worker processes (multiprocessing spawn children running TensorFlow)."""
-    pids = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            text = status.read_text()
-            cmdline = (status.parent / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = next((int(line.split()[1]) for line in text.splitlines() if line.startswith("PPid:")), -1)
-        if ppid == server_pid and b"spawn_main" in cmdline:
-            pids.append(int(status.parent.name))
-    return pids
-
+    return [pid for pid, (ppid, _, cmdline) in _processes().items()
+            if ppid == server_pid and b"spawn_main" in cmdline]
 
 def workers_rss_mb(server_pid: int) -> float:
     """Resident memory of all the server's training workers together, in MB."""
@@ -97,24 +102,16 @@ def renice_browsers(nice: int) -> int:
     """Lower the priority of this process's Chromium processes (the browser and its renderers; new
     renderers inherit it). In a class the learners' browsers run on their own machines: at a lower
     priority here they approximate that, leaving the server's cores to the server first."""
+    table = _processes()
     children: dict[int, list[int]] = {}
-    names: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        head, tail = stat.rsplit(")", 1)
-        pid, ppid = int(entry.name), int(tail.split()[1])
+    for pid, (ppid, _, _) in table.items():
         children.setdefault(ppid, []).append(pid)
-        names[pid] = head.split("(", 1)[1]
     done, todo = 0, list(children.get(os.getpid(), []))
     while todo:
         pid = todo.pop()
         todo += children.get(pid, [])
-        if "chrom" in names.get(pid, "") or "playwright" in names.get(pid, ""):
+        name = table[pid][1]
+        if "chrom" in name or "playwright" in name:
             try:
                 os.setpriority(os.PRIO_PROCESS, pid, max(nice, os.getpriority(os.PRIO_PROCESS, pid)))
                 done += 1
@@ -282,11 +279,13 @@ def wait_for_app_idle(page, timeout: float = 120.0, painted: bool = True) -> flo
     return time.perf_counter() - t0
 
 
-def wait_for_rerun(page, action: Callable[[], object], timeout: float = 120.0) -> float:
+def wait_for_rerun(page, action: Callable[[], object], timeout: float = 120.0,
+                   start_within: float | None = None) -> float | None:
     """Do ``action`` (a click, a key press) and wait for the rerun it causes to finish.
 
     A MutationObserver counts the script-state changes away from notRunning, so a rerun that
-    starts and ends between two polls is still seen.
+    starts and ends between two polls is still seen. With ``start_within``, an action that starts
+    no rerun in that many seconds (a tab switch that only shows what is drawn) returns None.
     """
     page.evaluate("""() => {
       window.__dnn2Runs = 0;
@@ -299,7 +298,12 @@ def wait_for_rerun(page, action: Callable[[], object], timeout: float = 120.0) -
     }""")
     t0 = time.perf_counter()
     action()
-    page.wait_for_function("() => window.__dnn2Runs > 0", timeout=timeout * 1000, polling=50)
+    try:
+        page.wait_for_function("() => window.__dnn2Runs > 0", timeout=(start_within or timeout) * 1000, polling=50)
+    except Exception:  # noqa: BLE001 - Playwright's TimeoutError
+        if start_within is None:
+            raise
+        return None  # nothing reran
     left = max(timeout - (time.perf_counter() - t0), 1.0)
     wait_for_app_idle(page, left)
     return time.perf_counter() - t0
