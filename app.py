@@ -35,6 +35,7 @@ sidebar.render_device()
 present.inject_css()
 classroom_ui.banners(by_path, current=page.url_path)
 
+live.begin_page_run()  # the page notes the live views it draws (the keep-alive fragment checks them)
 page.run()
 
 live.keep_alive()  # a run this learner watches keeps training while they read another page

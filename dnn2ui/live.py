@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = ROOT / "assets" / "reference"
 _OWN = "_runs.own"  # [(page, key)] this session started
 _WATCHING = "_runs.watching"  # keys this session saw live: kept alive from every page
+_ON_SCREEN = "_runs.on_screen"  # {key: "queued" | "running"}: the live views this page run drew
 KEEPALIVE_S = 5.0
 QUEUED_POLL_S = 3.0  # a learner waiting in the queue polls rarely: their tab must not slow the one training
 
@@ -119,22 +120,54 @@ def view(spec_or_key: RunSpec | str) -> RunView | None:
 # --------------------------------------------------------------------------------------------
 
 
+def outdated_views(on_screen: Mapping[str, str], states: Mapping[str, str | None]) -> list[str]:
+    """The runs whose live view on screen no longer matches the store: a queued view of a run that
+    trains, or a live view of a run that has ended (or is gone). Their own fragments switch over
+    with a full rerun; this is the backstop should a browser stop running one of them."""
+    out = []
+    for key, drawn in on_screen.items():
+        state = states.get(key)
+        if state is None or state not in ("queued", "running") or (drawn == "queued" and state == "running"):
+            out.append(key)
+    return out
+
+
+def begin_page_run() -> None:
+    """Called by app.py before the page runs: the page records the live views it draws."""
+    st.session_state[_ON_SCREEN] = {}
+
+
+def _on_screen(key: str, state: str) -> None:
+    st.session_state.setdefault(_ON_SCREEN, {})[key] = state
+
+
 @st.fragment(run_every=KEEPALIVE_S)
 def _keepalive_fragment() -> None:
     watching: set = st.session_state.get(_WATCHING, set())
     s = store()
+    states: dict[str, str | None] = {}
     for key in list(watching):
         rec = s.get(key)
+        states[key] = rec.state if rec is not None else None
         if rec is None or not rec.live:
             watching.discard(key)
             continue
         s.watch(key, session_id())
+    on_screen = st.session_state.get(_ON_SCREEN, {})
+    for key in on_screen:
+        if key not in states:
+            rec = s.get(key)
+            states[key] = rec.state if rec is not None else None
+    if outdated_views(on_screen, states):
+        st.session_state[_ON_SCREEN] = {}
+        st.rerun()  # one full rerun draws the run as it is now
 
 
 def keep_alive() -> None:
     """Called by app.py on every page: while this session watches a live run, a small fragment
-    tells the store so every few seconds (the run is abandoned only when no session watches)."""
-    if st.session_state.get(_WATCHING):
+    tells the store so every few seconds (the run is abandoned only when no session watches), and
+    redraws the page should a live view on it have fallen behind the store."""
+    if st.session_state.get(_WATCHING) or st.session_state.get(_ON_SCREEN):
         with st.sidebar:
             _keepalive_fragment()
 
@@ -384,8 +417,10 @@ def run_panel(page: str, spec: RunSpec, make_runs: Callable[[], list[ModelRun]],
     if v.done:
         _draw(v, page, metrics, live=False, reference=reference, style=style)
     elif v.snapshot().state == "queued":
+        _on_screen(v.key, "queued")
         _queued_fragment(page, v.key, tuple(metrics), ref_key, style)
     else:
+        _on_screen(v.key, "running")
         _live_fragment(page, v.key, tuple(metrics), ref_key, style)
     return v
 

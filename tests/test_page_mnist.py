@@ -105,6 +105,7 @@ def test_stop_ends_the_run_and_keeps_history(no_local_data):
     while time.time() < deadline and reg.view(key).snapshot().models["CNN"].epoch < 1:
         time.sleep(0.2)
     at.run()  # the live panel shows the Stop button
+    assert at.session_state["_runs.on_screen"] == {key: "running"}  # the keep-alive fragment's backstop
     stop = [b for b in at.button if b.label == "Stop"]
     assert stop, "no Stop button while training"
     stop[0].click().run()
@@ -116,6 +117,7 @@ def test_stop_ends_the_run_and_keeps_history(no_local_data):
     assert reg.view(key).model_names == ["CNN"]  # the stopped model is kept in the store
     at.run()
     assert "Stopped" in text(at)
+    assert at.session_state["_runs.on_screen"] == {}  # the result is drawn: no live view to watch over
 
 
 def test_learners_queue_in_order_and_one_learner_has_one_waiting_run(no_local_data, monkeypatch):

@@ -136,6 +136,10 @@ def health(url: str, timeout: float = 2.0) -> bool:
 
 
 RUNS_PREFIX = "dnn2-e2e-runs-"
+# The servers' idle budget: short, so a check can prove a run outlives a page switch, yet well above
+# the keep-alive's worst gap (a 5 s fragment tick, a 4 s watch-write throttle, a 1 s sync round) on a
+# loaded CI machine.
+IDLE_BUDGET_S = 12
 
 
 def sweep_stale_run_dirs() -> list[Path]:
@@ -176,7 +180,7 @@ class Server:
         self.log_path = log_path or ARTIFACTS / "server.log"
         # A short idle budget so the browser checks can prove that a run outlives a page switch but
         # not an abandoned tab; the run store is a fresh folder per start (see start()).
-        self.env = {"TF_CPP_MIN_LOG_LEVEL": "2", "DNN2_IDLE_SECONDS": "8", **os.environ, "DNN2_OFFLINE": "1",
+        self.env = {"TF_CPP_MIN_LOG_LEVEL": "2", "DNN2_IDLE_SECONDS": str(IDLE_BUDGET_S), **os.environ, "DNN2_OFFLINE": "1",
                     **(env or {})}
         self._own_runs_dir: str | None = None
         self._env_override = env

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import ARTIFACTS, Server, launch_browser, page_problems, wait_for_app_idle, wait_for_rerun  # noqa: E402
+from harness import ARTIFACTS, IDLE_BUDGET_S, Server, launch_browser, page_problems, wait_for_app_idle, wait_for_rerun  # noqa: E402
 
 
 def _text(page) -> str:
@@ -30,6 +30,7 @@ def check_mnist_live(browser, base_url: str, timeout: float = 180.0) -> list[str
     """Returns a list of problems (empty when every trap is avoided)."""
     problems: list[str] = []
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    step = "open the deep link"
     try:
         page.goto(base_url + "/mnist?n=500&epochs=2&models=Dense&seed=1", wait_until="domcontentloaded")
         wait_for_app_idle(page, timeout)
@@ -37,6 +38,7 @@ def check_mnist_live(browser, base_url: str, timeout: float = 180.0) -> list[str
         page.get_by_text("Data in use").first.wait_for(timeout=timeout * 1000)
         if "Convolution playground" not in page.inner_text('[data-testid="stSidebar"]'):
             problems.append("a deep link on a fresh server did not show the app's navigation")
+        step = "start a 2-epoch run and wait for Finished"
         page.get_by_role("button", name="Start training").click()
         t0 = time.perf_counter()
         page.get_by_text(re.compile(r"Finished in")).first.wait_for(timeout=timeout * 1000)
@@ -47,6 +49,7 @@ def check_mnist_live(browser, base_url: str, timeout: float = 180.0) -> list[str
             problems.append("the finished run is not shown")
         if page.locator('[data-testid="stPlotlyChart"]').count() < 2:
             problems.append("no training curves after the run")
+        step = "change a widget"
         # a widget change reruns the page, not the training
         wait_for_rerun(page, lambda: page.get_by_text("functional", exact=True).first.click(), timeout)
         time.sleep(1.5)  # give a (wrongly) restarted job time to show up
@@ -57,6 +60,7 @@ def check_mnist_live(browser, base_url: str, timeout: float = 180.0) -> list[str
             problems.append(f"the URL did not follow the widget: {page.url}")
         page.screenshot(path=str(ARTIFACTS / "mnist_live_finished.png"), full_page=True)
 
+        step = "reload: the stored run"
         # a refresh (a new Streamlit session) shows the stored run at once, nobody presses Start
         page.goto(base_url + "/mnist?n=500&epochs=2&models=Dense&seed=1", wait_until="domcontentloaded")
         t0 = time.perf_counter()
@@ -67,6 +71,7 @@ def check_mnist_live(browser, base_url: str, timeout: float = 180.0) -> list[str
             problems.append("after a reload the stored run was not shown (Start offered again)")
         print(f"  refresh: the finished run was back on screen {refresh_s:.2f} s after the reload")
 
+        step = "draw a digit"
         # draw a digit with the mouse: a "1", one stroke down the pad; the models classify it
         page.get_by_role("tab", name="Your digit").click()
         pad = page.locator('[data-testid="stMain"] canvas.upper-canvas').first
@@ -86,19 +91,23 @@ def check_mnist_live(browser, base_url: str, timeout: float = 180.0) -> list[str
         if not page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Class probabilities").count():
             problems.append("a drawn digit got no class probabilities")
 
+        step = "start the 20-epoch run"
         # a long run keeps training while its learner reads another page of the same session
         page.goto(base_url + "/mnist?n=4000&epochs=20&models=CNN&batch=16&seed=2", wait_until="domcontentloaded")
         wait_for_app_idle(page, timeout)
         page.get_by_role("button", name="Start training").click()
         page.get_by_text(re.compile(r"epoch \d+/20")).first.wait_for(timeout=timeout * 1000)
+        step = "visit House prices while it trains"
         page.locator('[data-testid="stSidebarNav"]').get_by_text("House prices").click()
         page.get_by_role("heading", name="House prices").first.wait_for(timeout=timeout * 1000)
-        time.sleep(12)  # longer than the server's idle budget (DNN2_IDLE_SECONDS=8); the keep-alive beats every 5 s
+        time.sleep(IDLE_BUDGET_S + 4)  # longer than the server's idle budget; the keep-alive beats every 5 s
+        step = "back on MNIST: the run still trains"
         page.locator('[data-testid="stSidebarNav"]').get_by_text("MNIST: dense vs CNN").click()
         page.get_by_text(re.compile(r"epoch \d+/20")).first.wait_for(timeout=timeout * 1000)
         if "abandoned" in _text(page):
             problems.append("a run was abandoned while its learner was on another page")
 
+        step = "wait for epoch 2, then Stop"
         # Stop: the same long run, stopped once it has completed an epoch
         page.get_by_text(re.compile(r"epoch (?:[2-9]|1\d|20)/20")).first.wait_for(timeout=timeout * 1000)
         stop = page.get_by_role("button", name="Stop")
@@ -114,7 +123,16 @@ def check_mnist_live(browser, base_url: str, timeout: float = 180.0) -> list[str
         page.screenshot(path=str(ARTIFACTS / "mnist_live_stopped.png"), full_page=True)
         print(f"  live training: a 2-epoch run finished in {finish_s:.1f} s; Stop showed after {stop_s:.1f} s")
     except Exception as exc:  # noqa: BLE001 - every failure is reported as a problem
-        problems.append(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        problems.append(f"{step}: " + f"{type(exc).__name__}: {exc}".splitlines()[0])
+        try:  # what the learner saw when it went wrong: the status line names the run's state
+            seen = [line for line in _text(page).splitlines() if line.strip()]
+            problems.append("page text at the failure: " + " | ".join(seen[:12])[:900])
+            problems.append("app state: " + page.evaluate(
+                """() => { const a = document.querySelector('[data-testid="stApp"]');
+                           return a ? `script ${a.getAttribute('data-test-script-state')}, `
+                                      + `connection ${a.getAttribute('data-test-connection-state')}` : 'no app'; }"""))
+        except Exception:  # noqa: BLE001
+            pass
         try:
             page.screenshot(path=str(ARTIFACTS / "mnist_live_failure.png"), full_page=True)
         except Exception:  # noqa: BLE001

@@ -226,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
                                   not problems, "; ".join(problems))
                     checks.append(check)
                     _report(check)
+                    if problems:  # the server's side of it (a worker's traceback, a stuck job)
+                        print(server.log_tail(40), flush=True)
                 for info in pages:
                     check = check_page(browser, server.url, info, args.timeout)
                     checks.append(check)
