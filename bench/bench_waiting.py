@@ -37,11 +37,14 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from contextlib import ExitStack  # noqa: E402
 
-from harness import _IDLE_JS, Server, cpu_seconds, launch_browser, renice_browsers, wait_for_rerun  # noqa: E402
+from harness import (_IDLE_JS, Server, browser_pids, cpu_seconds, launch_browser, renice_browsers,  # noqa: E402
+                     wait_for_rerun, worker_pids)
 
 FINISHED = re.compile(r"Finished in")
 LINK = "/mnist?n=5000&epochs=3&models=CNN&seed={seed}"
-CONFIGS = {"workers": {}, "threads": {"DNN2_WORKERS": "0"}}
+CONFIGS = {"workers": {}, "threads": {"DNN2_WORKERS": "0"},
+           # the worker's priority below the web process (DNN2_WORKER_NICE; the default is "workers")
+           **{f"nice{n}": {"DNN2_WORKER_NICE": str(n)} for n in (0, 5, 10, 15, 19)}}
 
 
 def open_page(browser, url: str):
@@ -52,19 +55,28 @@ def open_page(browser, url: str):
     return ctx, page
 
 
-def timed_run(browser, srv: Server, seed: int, others: list) -> tuple[float, float]:
-    """(seconds from A's Start to its "Finished", CPU seconds the web process used meanwhile)."""
+def _cpu(pids: list[int]) -> dict[int, float]:
+    return {p: cpu_seconds(p) for p in pids}
+
+
+def timed_run(browser, srv: Server, seed: int, others: list) -> tuple[float, dict[str, float]]:
+    """(seconds from A's Start to its "Finished", CPU seconds each side used meanwhile: the web
+    process, the training worker(s), the Chromium processes)."""
     ctx, page = open_page(browser, srv.url + LINK.format(seed=seed))
-    cpu0 = cpu_seconds(srv.proc.pid)
+    groups = {"web": lambda: [srv.proc.pid], "worker": lambda: worker_pids(srv.proc.pid), "browser": browser_pids}
+    before = {name: _cpu(pids()) for name, pids in groups.items()}
     page.get_by_role("button", name="Start training").click()
     t0 = time.perf_counter()
     for p in others:  # the queued learners press Start just after A
         p.get_by_role("button", name="Start training").click()
     page.get_by_text(FINISHED).first.wait_for(timeout=900_000)
     seconds = time.perf_counter() - t0
-    web_cpu = cpu_seconds(srv.proc.pid) - cpu0
+    cpu = {}
+    for name, pids in groups.items():  # a process that started meanwhile counts from zero
+        now = _cpu(pids())
+        cpu[name] = sum(v - before[name].get(p, 0.0) for p, v in now.items())
     ctx.close()
-    return seconds, web_cpu
+    return seconds, cpu
 
 
 def rerun_latency(browser, srv: Server, trainer_link: str, probes: int) -> dict[str, list[float]]:
@@ -103,6 +115,8 @@ def main() -> None:
     ap.add_argument("--probes", type=int, default=10, help="reruns per latency block")
     ap.add_argument("--configs", default="workers,threads")
     ap.add_argument("--latency-only", action="store_true")
+    ap.add_argument("--conditions", default="alone,queued,idle", help="which of alone, queued, idle to time")
+    ap.add_argument("--no-latency", action="store_true", help="skip the page rerun latency blocks")
     ap.add_argument("--browser-nice", type=int, default=0,
                     help="run Chromium at this nice value (0: the issue's check, tabs share the cores equally; "
                          "10 approximates learners' browsers on their own machines)")
@@ -111,7 +125,7 @@ def main() -> None:
 
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     times = {c: {"alone": [], "queued": [], "idle": []} for c in configs}
-    web_cpu = {c: {"alone": [], "queued": [], "idle": []} for c in configs}
+    cpu_use = {c: {"alone": [], "queued": [], "idle": []} for c in configs}
     latency = {}
     seed = 1000
     with sync_playwright() as pw, ExitStack() as stack:
@@ -125,7 +139,7 @@ def main() -> None:
             warm_ctx.close()
         for trial in range(0 if args.latency_only else args.trials):
             for config, srv in servers.items():
-                for condition in ("alone", "queued", "idle"):
+                for condition in [c for c in ("alone", "queued", "idle") if c in args.conditions.split(",")]:
                     seed += 1
                     extra = []
                     if condition == "queued":
@@ -138,9 +152,9 @@ def main() -> None:
                         renice_browsers(args.browser_nice)  # renderers started for the new tabs
                     seconds, cpu = timed_run(browser, srv, seed, pages)
                     times[config][condition].append(seconds)
-                    web_cpu[config][condition].append(cpu)
-                    print(f"trial {trial + 1} {config:7s} {condition:6s} {seconds:6.1f} s, web process CPU {cpu:5.1f} s",
-                          flush=True)
+                    cpu_use[config][condition].append(cpu)
+                    print(f"trial {trial + 1} {config:7s} {condition:6s} {seconds:6.1f} s, CPU s: "
+                          + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()), flush=True)
                     for p in pages:  # the queued runs are not measured: stop them
                         stop = p.get_by_role("button", name="Stop")
                         if stop.count():
@@ -148,19 +162,23 @@ def main() -> None:
                     for ctx, _ in extra:
                         ctx.close()
                     time.sleep(3)
-        for config, srv in servers.items():
+        for config, srv in ({} if args.no_latency else servers).items():
             latency[config] = rerun_latency(browser, srv, "/mnist?n=5000&epochs=20&models=CNN&seed={seed}",
                                             args.probes)
             print(config, {k: [round(v, 2) for v in vs] for k, vs in latency[config].items()}, flush=True)
         browser.close()
     print(f"Chromium at nice {args.browser_nice}\n| server | condition | median (s) | trials (s) | ratio to alone | "
-          "web process CPU during the run, median (s) |\n|---|---|---:|---|---:|---:|")
+          "CPU during the run, median (s): web process / worker / Chromium |\n|---|---|---:|---|---:|---:|")
     for config in configs if not args.latency_only else []:
         alone = statistics.median(times[config]["alone"])
         for condition, values in times[config].items():
+            if not values:
+                continue
             med = statistics.median(values)
+            used = " / ".join(f"{statistics.median(c[k] for c in cpu_use[config][condition]):.1f}"
+                              for k in ("web", "worker", "browser"))
             print(f"| {config} | {condition} | {med:.1f} | {', '.join(f'{v:.1f}' for v in values)} | "
-                  f"{med / alone:.2f}x | {statistics.median(web_cpu[config][condition]):.1f} |")
+                  f"{med / alone:.2f}x | {used} |")
     print("\n| server | page rerun, nothing training p50 / p95 (s) | while a job trains p50 / p95 (s) | "
           "p95 ratio (goal <= 1.5) |\n|---|---|---|---:|")
     for config, lat in latency.items():

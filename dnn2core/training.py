@@ -587,7 +587,66 @@ def _plan_fit(run: ModelRun, budget: Budget) -> _FitPlan:
     return _FitPlan(kwargs, initial_epoch, requested, epochs, batch_size, samples, steps)
 
 
-class TrainingJob:
+class QueuedJob:
+    """What every job does before it trains: wait in the server's queue in order, with an honest
+    place in line, and leave it when its learner is gone. One home for ``TrainingJob`` (trains in
+    this process) and ``workers.RemoteJob`` (a worker process trains it).
+
+    A subclass sets ``gate``, ``budget``, ``job_id``, ``_lock``, ``_progress``, ``_thread`` and
+    ``_last_heartbeat`` and implements ``_halt(reason)``.
+    """
+
+    gate: JobGate
+    budget: Budget
+    job_id: str
+    _lock: threading.Lock
+    _progress: JobProgress
+    _thread: threading.Thread | None
+    _last_heartbeat: float
+
+    def _halt(self, reason: str) -> None:  # pragma: no cover - every subclass has its own
+        raise NotImplementedError
+
+    def _enqueue_and_run(self, target: Callable[[], None], thread_name: str) -> None:
+        """Join the queue and start the job's thread (which waits for its slot); returns at once.
+
+        Raises ``QueueFull`` right here (not in the thread) so the page can say "busy" now."""
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._last_heartbeat = time.monotonic()
+            try:
+                self.gate.enqueue(self.job_id)
+            except QueueFull as exc:
+                self._progress.state = "failed"
+                self._progress.message = str(exc)
+                self._progress.finished_at = time.time()
+                raise
+            self._progress.queue_position = self.gate.position(self.job_id)
+            self._thread = threading.Thread(target=target, name=thread_name, daemon=True)
+            self._thread.start()
+
+    def _wait_for_slot(self, stop_event: threading.Event) -> bool:
+        """Block until the gate admits this job (True), or it was stopped or abandoned in line."""
+        return self.gate.acquire(self.job_id, stop_event, on_wait=self._on_queue_wait)
+
+    def _on_queue_wait(self, position: int) -> None:
+        with self._lock:
+            self._progress.queue_position = position
+        if time.monotonic() - self._last_heartbeat > self.budget.idle_seconds:
+            self._halt(STOP_ABANDONED)
+
+    def _place_in_line(self, snap: JobProgress) -> JobProgress:
+        """A snapshot's queue position as of now (the gate's), None once the job has left the queue."""
+        if snap.state == "queued":
+            pos = self.gate.position(self.job_id)
+            snap.queue_position = pos if pos is not None else snap.queue_position
+        else:
+            snap.queue_position = None
+        return snap
+
+
+class TrainingJob(QueuedJob):
     """Train one or more models in a background thread, one after another, under a gate slot.
 
     The worker writes only plain data; the UI reads ``snapshot()``, calls ``heartbeat()`` on
@@ -654,26 +713,8 @@ class TrainingJob:
     # ---- UI side ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Queue the job and start its worker thread; returns at once.
-
-        Raises ``QueueFull`` right here (not in the thread) so the page can say "busy" now.
-        """
-        with self._lock:
-            if self._thread is not None:
-                return
-            self._last_heartbeat = time.monotonic()
-            try:
-                self.gate.enqueue(self.job_id)
-            except QueueFull as exc:
-                self._progress.state = "failed"
-                self._progress.message = str(exc)
-                self._progress.finished_at = time.time()
-                raise
-            self._progress.queue_position = self.gate.position(self.job_id)
-            self._thread = threading.Thread(
-                target=self._worker, name=f"dnn2-train-{self.job_id[:8]}", daemon=True
-            )
-            self._thread.start()
+        """Queue the job and start its worker thread; returns at once (``QueuedJob``)."""
+        self._enqueue_and_run(self._worker, f"dnn2-train-{self.job_id[:8]}")
 
     def stop(self) -> None:
         """Ask the job to stop: a queued job leaves the queue, a running one ends within a batch."""
@@ -700,11 +741,7 @@ class TrainingJob:
         with self._lock:
             snap = copy.deepcopy(self._progress)
             started, finished = self._started_mono, self._finished_mono
-        if snap.state == "queued":
-            pos = self.gate.position(self.job_id)
-            snap.queue_position = pos if pos is not None else snap.queue_position
-        else:
-            snap.queue_position = None
+        self._place_in_line(snap)
         if started is not None:
             snap.elapsed = (finished if finished is not None else time.monotonic()) - started
         snap.samples_seen = sum(mp.samples_seen for mp in snap.models.values())
@@ -765,17 +802,11 @@ class TrainingJob:
             return STOP_SAMPLES
         return None
 
-    def _on_queue_wait(self, position: int) -> None:
-        with self._lock:
-            self._progress.queue_position = position
-        if time.monotonic() - self._last_heartbeat > self.budget.idle_seconds:
-            self._halt(STOP_ABANDONED)
-
     def _worker(self) -> None:
         admitted = False
         _CURRENT.job = self
         try:
-            admitted = self.gate.acquire(self.job_id, self._stop_event, on_wait=self._on_queue_wait)
+            admitted = self._wait_for_slot(self._stop_event)
             if not admitted:
                 self._finish("stopped")
                 return

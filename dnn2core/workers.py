@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from dnn2core.device import process_rss_mb
 from dnn2core.env import env_number
-from dnn2core.training import Budget, JobGate, JobProgress, ModelRun, QueueFull, default_max_jobs
+from dnn2core.training import STOP_USER, Budget, JobGate, JobProgress, ModelRun, QueuedJob, default_max_jobs
 
 if TYPE_CHECKING:  # pragma: no cover
     from multiprocessing.connection import Connection
@@ -293,10 +293,10 @@ def shared_pool(size: int) -> WorkerPool:
         return pool
 
 
-class RemoteJob:
+class RemoteJob(QueuedJob):
     """A job trained by a worker process, seen by the registry as a ``TrainingJob``.
 
-    It waits for a gate slot here (so queue positions stay honest), leases a worker, sends it the
+    It waits for a gate slot here (``QueuedJob``: queue positions stay honest), leases a worker, sends it the
     pickled runs, and mirrors the progress the worker sends. The worker stores the finished run
     itself: ``stored`` says it did, so the registry only records a worker that died.
     """
@@ -322,6 +322,7 @@ class RemoteJob:
         self._lock = threading.Lock()
         self._progress = self._plan.snapshot()
         self._stop = threading.Event()
+        self._halt_reason: str | None = None
         self._worker: _Worker | None = None
         self._last_heartbeat = time.monotonic()
         self._thread: threading.Thread | None = None
@@ -329,21 +330,16 @@ class RemoteJob:
     # ---- the TrainingJob surface the registry and pages use -----------------------------------
 
     def start(self) -> None:
-        with self._lock:
-            if self._thread is not None:
-                return
-            self._last_heartbeat = time.monotonic()
-            try:
-                self.gate.enqueue(self.job_id)
-            except QueueFull as exc:
-                self._progress.state, self._progress.message = "failed", str(exc)
-                self._progress.finished_at = time.time()
-                raise
-            self._progress.queue_position = self.gate.position(self.job_id)
-            self._thread = threading.Thread(target=self._run, name=f"dnn2-remote-{self.job_id[:8]}", daemon=True)
-            self._thread.start()
+        self._enqueue_and_run(self._run, f"dnn2-remote-{self.job_id[:8]}")
 
     def stop(self) -> None:
+        self._halt(STOP_USER)
+
+    def _halt(self, reason: str) -> None:
+        """Record the first reason to stop, and tell the worker (if it has the job yet)."""
+        with self._lock:
+            if self._halt_reason is None:
+                self._halt_reason = reason
         self._stop.set()
         self._send("stop")
 
@@ -364,13 +360,10 @@ class RemoteJob:
     def snapshot(self) -> JobProgress:
         with self._lock:
             snap = JobProgress.from_dict(self._progress.to_dict())
-        if snap.state == "queued":
-            pos = self.gate.position(self.job_id)
-            snap.queue_position = pos if pos is not None else snap.queue_position
-        return snap
+        return self._place_in_line(snap)
 
     def should_stop(self) -> str | None:
-        return "stopped by you" if self._stop.is_set() else None
+        return (self._halt_reason or STOP_USER) if self._stop.is_set() else None
 
     # ---- the job's thread in the web process -------------------------------------------------
 
@@ -392,21 +385,15 @@ class RemoteJob:
             p = self._progress
             p.state, p.message, p.finished_at, p.queue_position, p.current = state, message, time.time(), None, None
             if state == "stopped" and p.stop_reason is None:
-                p.stop_reason = "stopped by you"
+                p.stop_reason = self._halt_reason or STOP_USER
             for mp in p.models.values():
                 if mp.state in ("pending", "running"):
                     mp.state = "stopped" if state != "failed" else mp.state
 
-    def _on_queue_wait(self, position: int) -> None:
-        with self._lock:
-            self._progress.queue_position = position
-        if time.monotonic() - self._last_heartbeat > self.budget.idle_seconds:
-            self._stop.set()
-
     def _run(self) -> None:
         admitted = False
         try:
-            admitted = self.gate.acquire(self.job_id, self._stop, on_wait=self._on_queue_wait)
+            admitted = self._wait_for_slot(self._stop)
             if not admitted:
                 self._finish_here("stopped")
                 return

@@ -213,3 +213,29 @@ def partial_dense():
     from dnn2core import models
 
     return partial(models.build_mnist_dense, "sequential", "adam", 0.001)
+
+
+@pytest.mark.parametrize("kind", ["worker", "thread"])
+def test_a_job_abandoned_in_the_queue_leaves_it_and_says_why(mnist, pool, kind):
+    """One queue wait for both kinds of job (``training.QueuedJob``): a learner who closed the tab
+    while waiting frees their place, and the run says it was abandoned, not stopped by them."""
+    import threading
+
+    gate = JobGate(1)
+    gate.enqueue("someone else")
+    assert gate.acquire("someone else", threading.Event())  # the only slot is busy
+    budget = Budget(idle_seconds=0.4)
+    runs = experiments.mnist_runs(mnist, _settings(11, epochs=1, n=500))
+    if kind == "worker":
+        job = RemoteJob(runs, pool=pool, gate=gate, budget=budget, seed=11, session="s", label="t", key="k-w",
+                        owner="o", store_path="unused", store_max_bytes=0)
+    else:
+        job = TrainingJob(runs, gate=gate, budget=budget, seed=11, owner="s", label="t", job_id="k-t")
+    job.start()
+    assert job.snapshot().state == "queued" and job.snapshot().queue_position == 1
+    _wait_for(lambda: job.done, 10)  # nobody calls heartbeat()
+    snap = job.snapshot()
+    assert snap.state == "stopped" and snap.stop_reason == "abandoned (no heartbeat)"
+    assert snap.queue_position is None and gate.waiting() == []
+    assert gate.running() == ["someone else"]  # the job never took a slot
+    gate.release("someone else")

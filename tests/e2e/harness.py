@@ -98,25 +98,32 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def renice_browsers(nice: int) -> int:
-    """Lower the priority of this process's Chromium processes (the browser and its renderers; new
-    renderers inherit it). In a class the learners' browsers run on their own machines: at a lower
-    priority here they approximate that, leaving the server's cores to the server first."""
+def browser_pids() -> list[int]:
+    """This process's Chromium processes (the browser, its renderers and helpers, Playwright's driver)."""
     table = _processes()
     children: dict[int, list[int]] = {}
     for pid, (ppid, _, _) in table.items():
         children.setdefault(ppid, []).append(pid)
-    done, todo = 0, list(children.get(os.getpid(), []))
+    found, todo = [], list(children.get(os.getpid(), []))
     while todo:
         pid = todo.pop()
         todo += children.get(pid, [])
-        name = table[pid][1]
-        if "chrom" in name or "playwright" in name:
-            try:
-                os.setpriority(os.PRIO_PROCESS, pid, max(nice, os.getpriority(os.PRIO_PROCESS, pid)))
-                done += 1
-            except OSError:
-                pass
+        if "chrom" in table[pid][1] or "playwright" in table[pid][1]:
+            found.append(pid)
+    return found
+
+
+def renice_browsers(nice: int) -> int:
+    """Lower the priority of this process's Chromium processes (the browser and its renderers; new
+    renderers inherit it). In a class the learners' browsers run on their own machines: at a lower
+    priority here they approximate that, leaving the server's cores to the server first."""
+    done = 0
+    for pid in browser_pids():
+        try:
+            os.setpriority(os.PRIO_PROCESS, pid, max(nice, os.getpriority(os.PRIO_PROCESS, pid)))
+            done += 1
+        except OSError:
+            pass
     return done
 
 
