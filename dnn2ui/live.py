@@ -34,8 +34,10 @@ REFERENCE_DIR = ROOT / "assets" / "reference"
 _OWN = "_runs.own"  # [(page, key)] this session started
 _WATCHING = "_runs.watching"  # keys this session saw live: kept alive from every page
 _ON_SCREEN = "_runs.on_screen"  # {key: "queued" | "running"}: the live views this page run drew
-KEEPALIVE_S = 5.0
-QUEUED_POLL_S = 3.0  # a learner waiting in the queue polls rarely: their tab must not slow the one training
+KEEPALIVE_S = 5.0  # a run watched from another page is told so this often (well inside DNN2_IDLE_SECONDS)
+BACKSTOP_S = 15.0  # a page that shows its own live views checks them this often (their fragments poll)
+QUEUED_POLL_S = 5.0  # a learner waiting in the queue polls rarely: each poll costs their browser about
+# 0.1 s of CPU on the MNIST page (measured), and in a lab the browsers share the server's cores
 
 
 @st.cache_resource(show_spinner=False)
@@ -141,8 +143,26 @@ def _on_screen(key: str, state: str) -> None:
     st.session_state.setdefault(_ON_SCREEN, {})[key] = state
 
 
+def keepalive_interval(watching: set[str], on_screen: Mapping[str, str]) -> float | None:
+    """How often the keep-alive fragment runs: every KEEPALIVE_S while a watched run is not on this
+    page (nothing else tells the store), every BACKSTOP_S while the page's own live views poll (it
+    only checks they have not fallen behind), never when nothing is live."""
+    if set(watching) - set(on_screen):
+        return KEEPALIVE_S
+    return BACKSTOP_S if on_screen else None
+
+
 @st.fragment(run_every=KEEPALIVE_S)
 def _keepalive_fragment() -> None:
+    _keep_alive_round()
+
+
+@st.fragment(run_every=BACKSTOP_S)
+def _backstop_fragment() -> None:
+    _keep_alive_round()
+
+
+def _keep_alive_round() -> None:
     watching: set = st.session_state.get(_WATCHING, set())
     s = store()
     states: dict[str, str | None] = {}
@@ -167,9 +187,10 @@ def keep_alive() -> None:
     """Called by app.py on every page: while this session watches a live run, a small fragment
     tells the store so every few seconds (the run is abandoned only when no session watches), and
     redraws the page should a live view on it have fallen behind the store."""
-    if st.session_state.get(_WATCHING) or st.session_state.get(_ON_SCREEN):
+    every = keepalive_interval(st.session_state.get(_WATCHING, set()), st.session_state.get(_ON_SCREEN, {}))
+    if every is not None:
         with st.sidebar:
-            _keepalive_fragment()
+            (_keepalive_fragment if every == KEEPALIVE_S else _backstop_fragment)()
 
 
 # --------------------------------------------------------------------------------------------

@@ -115,6 +115,7 @@ def test_stop_ends_the_run_and_keeps_history(no_local_data):
     assert 1 <= snap.models["CNN"].epoch < 20
     assert len(snap.models["CNN"].history["loss"]) == snap.models["CNN"].epoch
     assert reg.view(key).model_names == ["CNN"]  # the stopped model is kept in the store
+    at.session_state["_runs.on_screen"] = {}  # app.py starts every page run so (AppTest runs the page alone)
     at.run()
     assert "Stopped" in text(at)
     assert at.session_state["_runs.on_screen"] == {}  # the result is drawn: no live view to watch over

@@ -164,7 +164,7 @@ def test_worker_settings_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("DNN2_WORKER_MAX_JOBS", "7")
     monkeypatch.setenv("DNN2_WORKER_MAX_MB", "1500")
     assert default_workers() == 3 and worker_limits() == (7, 1500.0)
-    assert worker_nice() == 5
+    assert worker_nice() == 10
     monkeypatch.setenv("DNN2_WORKER_NICE", "0")
     assert worker_nice() == 0
     monkeypatch.setenv("DNN2_WORKERS", "0")  # threads in the web process
