@@ -437,13 +437,27 @@ def run_panel(page: str, spec: RunSpec, make_runs: Callable[[], list[ModelRun]],
     ref_key = reference.key if reference is not None else None
     if v.done:
         _draw(v, page, metrics, live=False, reference=reference, style=style)
-    elif v.snapshot().state == "queued":
+    elif _state_once_admitted(v, registry().gate) == "queued":
         _on_screen(v.key, "queued")
         _queued_fragment(page, v.key, tuple(metrics), ref_key, style)
     else:
         _on_screen(v.key, "running")
         _live_fragment(page, v.key, tuple(metrics), ref_key, style)
     return v
+
+
+def _state_once_admitted(v: RunView, gate: JobGate, wait_s: float = 0.5) -> str:
+    """The run's state, after waiting (at most ``wait_s``) for a job that a free slot is about to
+    admit: pressed on a quiet server it trains within milliseconds, so it is drawn live at once
+    instead of "waiting" until the queue view's next poll."""
+    state = v.snapshot().state
+    if ray_address() is not None:  # the cluster's queue, not this process's gate, admits it
+        return state
+    deadline = time.monotonic() + wait_s
+    while state == "queued" and len(gate.running()) < gate.max_running and time.monotonic() < deadline:
+        time.sleep(0.02)
+        state = v.snapshot().state
+    return state
 
 
 def _new_seed(seed_key: str) -> None:

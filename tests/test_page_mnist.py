@@ -100,6 +100,8 @@ def test_stop_ends_the_run_and_keeps_history(no_local_data):
     at = page(n="4000", epochs="20", batch="16", models="CNN")
     at.button(key="mnist.start").click().run()
     [key] = own_runs(at)
+    # a free slot admits it at once: drawn live right away, not as "waiting" until the queue's next poll
+    assert at.session_state["_runs.on_screen"] == {key: "running"}
     reg = run_registry()
     deadline = time.time() + 120
     while time.time() < deadline and reg.view(key).snapshot().models["CNN"].epoch < 1:
