@@ -292,10 +292,9 @@ def _draw(v: RunView, page: str, metrics: Sequence[str], live: bool, reference: 
     head.markdown(f"**{snap.label}** — " + _status_line(snap, v.record, reg.gate, watchers))
     if live and not snap.done:
         mine = v.key in own_keys(page) or watchers <= 1
-        if mine and stop_col.button("Stop", key=f"{page}.stop.{v.key}", type="primary"):
-            reg.stop(v.key)
-            snap = reg.view(v.key).snapshot()
-        elif not mine:
+        if mine:
+            _stop_button(stop_col, page, v.key)
+        else:
             stop_col.caption("Started by another learner: it trains while anyone watches.")
     st.progress(min(max(snap.fraction if not v.done else 1.0, 0.0), 1.0))
     if snap.device:
@@ -333,6 +332,17 @@ def reference_words(record: RunRecord) -> str:
     return ", ".join(bits)
 
 
+def _stop_run(key: str) -> None:
+    registry().stop(key)
+
+
+def _stop_button(where, page: str, key: str) -> None:
+    """Stop, as a callback: it acts before the next run, whatever that run draws. (Read as the
+    button's return value, a click on the queue view's Stop was lost when the run had just been
+    admitted: the view switched over without looking at it.)"""
+    where.button("Stop", key=f"{page}.stop.{key}", type="primary", on_click=_stop_run, args=(key,))
+
+
 def _poll(page: str, key: str, metrics: tuple[str, ...], reference_key: str | None, queued: bool,
           style: ViewStyle = PLAIN) -> None:
     v = view(key)
@@ -346,9 +356,8 @@ def _poll(page: str, key: str, metrics: tuple[str, ...], reference_key: str | No
         reg = registry()
         head, stop_col = st.columns([5, 1])
         head.markdown(f"**{snap.label}** — " + _status_line(snap, v.record, reg.gate, reg.store.watchers(key)))
-        if (key in own_keys(page) or reg.store.watchers(key) <= 1) and stop_col.button(
-                "Stop", key=f"{page}.stop.{key}", type="primary"):
-            reg.stop(key)
+        if key in own_keys(page) or reg.store.watchers(key) <= 1:
+            _stop_button(stop_col, page, key)
         st.progress(0.0)
         return
     if queued:

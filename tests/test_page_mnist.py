@@ -155,6 +155,34 @@ def test_learners_queue_in_order_and_one_learner_has_one_waiting_run(no_local_da
     assert finished(k2, 120).state == "done"
 
 
+def test_stop_pressed_in_the_queue_view_stops_a_run_admitted_meanwhile(no_local_data):
+    first = page(n="4000", epochs="20", batch="16", models="CNN")
+    second = page(n="4000", epochs="20", batch="16", models="CNN", seed="9")
+    first.button(key="mnist.start").click().run()
+    [k1] = own_runs(first)
+    second.button(key="mnist.start").click().run()
+    [k2] = own_runs(second)
+    from dnn2ui.live import shared_gate
+    reg = run_registry()
+    if shared_gate().max_running == 1:
+        assert second.session_state["_runs.on_screen"] == {k2: "queued"}  # the queue view, with its Stop
+    reg.stop(k1)
+    deadline = time.time() + 60
+    while time.time() < deadline and reg.view(k2).snapshot().state == "queued":
+        time.sleep(0.1)
+    assert reg.view(k2).snapshot().state == "running"  # admitted while its tab still shows the queue
+    [stop] = [b for b in second.button if b.label == "Stop"]
+    stop.click().run()  # the learner presses the Stop they see
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        rec = reg.store.get(k2)
+        if rec is None or not rec.live:
+            break
+        time.sleep(0.1)
+    rec = reg.store.get(k2)  # stopped (kept from its first epoch on), or gone when stopped before it
+    assert rec is None or rec.state == "stopped", rec
+
+
 def test_bad_digit_upload_gets_a_message(no_local_data):
     at = page(n="500", epochs="1", models="Dense")
     at.button(key="mnist.start").click().run()
