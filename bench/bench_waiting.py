@@ -122,6 +122,25 @@ def rerun_latency(browser, srv: Server, trainer_link: str, probes: int) -> dict[
     return out
 
 
+def wait_for_no_live_runs(srv: Server, limit: float = 300.0) -> float:
+    """Wait until the server's run store has nothing queued or running. A queued learner's Stop,
+    clicked just as their tab closes, may never reach the server (the run then trains on until its
+    idle budget, as a closed tab's run does): the next timed run must not queue behind it."""
+    import sqlite3
+
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit:
+        con = sqlite3.connect(Path(srv.env["DNN2_RUNS_DIR"]) / "index.db")
+        try:
+            live = con.execute("SELECT count(*) FROM runs WHERE state IN ('queued', 'running')").fetchone()[0]
+        finally:
+            con.close()
+        if not live:
+            break
+        time.sleep(0.5)
+    return time.perf_counter() - t0
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -180,8 +199,12 @@ def main() -> None:
                         stop = p.get_by_role("button", name="Stop")
                         if stop.count():
                             stop.first.click()
+                    time.sleep(1)  # let the Stop clicks reach the server before the tabs close
                     for ctx, _ in extra:
                         ctx.close()
+                    waited = wait_for_no_live_runs(srv)
+                    if waited > 2:
+                        print(f"  (waited {waited:.0f} s for runs that were not stopped)", flush=True)
                     time.sleep(3)
         for config, srv in ({} if args.no_latency else servers).items():
             latency[config] = rerun_latency(browser, srv, "/mnist?n=5000&epochs=20&models=CNN&seed={seed}",
