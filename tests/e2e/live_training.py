@@ -142,13 +142,73 @@ def check_mnist_live(browser, base_url: str, timeout: float = 180.0) -> list[str
     return problems
 
 
+def _store_state(runs_dir: str, seed: int) -> str | None:
+    """The state of the MNIST run with this seed in the server's run store (read-only)."""
+    import json
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{Path(runs_dir) / 'index.db'}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT state, settings FROM runs WHERE experiment='mnist' AND reference=0").fetchall()
+    finally:
+        con.close()
+    states = [state for state, settings in rows if json.loads(settings).get("seed") == seed]
+    return states[-1] if states else None
+
+
+def check_stop_in_queue(browser, base_url: str, runs_dir: str, timeout: float = 180.0) -> list[str]:
+    """Stop pressed in the queue view just after the run was admitted stops it (the click used to
+    be lost: the view switched to the live one without reading the button). Needs one training
+    slot; with more, nobody queues and the check says so and passes."""
+    problems: list[str] = []
+    a = browser.new_page(viewport={"width": 1400, "height": 1000})
+    b = browser.new_page(viewport={"width": 1400, "height": 1000})
+    step = "A starts a long run"
+    try:
+        a.goto(base_url + "/mnist?n=4000&epochs=20&models=CNN&batch=16&seed=31", wait_until="domcontentloaded")
+        wait_for_app_idle(a, timeout)
+        a.get_by_role("button", name="Start training").click()
+        a.get_by_text(re.compile(r"epoch \d+/20")).first.wait_for(timeout=timeout * 1000)
+        step = "B queues behind it"
+        b.goto(base_url + "/mnist?n=4000&epochs=20&models=CNN&batch=16&seed=32", wait_until="domcontentloaded")
+        wait_for_app_idle(b, timeout)
+        b.get_by_role("button", name="Start training").click()
+        b.get_by_text(re.compile(r"Waiting for a free training slot|epoch \d+/20")).first.wait_for(timeout=60_000)
+        if not b.get_by_text("Waiting for a free training slot").count():
+            print("  stop in the queue: more than one training slot, nobody queued (not checked)")
+            return problems
+        step = "A stops; B's learner presses Stop as B is admitted"
+        a.get_by_role("button", name="Stop").click()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _store_state(runs_dir, 32) != "running":
+            time.sleep(0.1)
+        still_queue_view = b.get_by_text("Waiting for a free training slot").count() > 0
+        b.get_by_role("button", name="Stop").first.click()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and _store_state(runs_dir, 32) in ("queued", "running"):
+            time.sleep(0.2)
+        state = _store_state(runs_dir, 32)
+        if state in ("queued", "running"):
+            problems.append(f"Stop pressed {'in the queue view ' if still_queue_view else ''}as the run was "
+                            f"admitted did not stop it (still {state} 20 s later)")
+        print(f"  stop in the queue: pressed {'in the queue view' if still_queue_view else 'in the live view'}, "
+              f"the run is {state or 'gone (stopped before its first epoch)'}")
+    except Exception as exc:  # noqa: BLE001 - every failure is reported as a problem
+        problems.append(f"{step}: " + f"{type(exc).__name__}: {exc}".splitlines()[0])
+    finally:
+        a.close()
+        b.close()
+    return problems
+
+
 if __name__ == "__main__":
     from playwright.sync_api import sync_playwright
 
     with Server() as srv, sync_playwright() as pw:
         browser = launch_browser(pw)
-        found = check_mnist_live(browser, srv.url)
+        results = [check_mnist_live(browser, srv.url), check_stop_in_queue(browser, srv.url, srv.env["DNN2_RUNS_DIR"])]
         browser.close()
+    found = [p for r in results for p in r]
     print("\n".join(found) or "live training: OK")
-    print(f"e2e: {int(not found)} passed, {int(bool(found))} failed")
+    print(f"e2e: {sum(not r for r in results)} passed, {sum(bool(r) for r in results)} failed")
     sys.exit(1 if found else 0)

@@ -33,7 +33,7 @@ from harness import (ARTIFACTS, Server, ServerError, clipped_in_every_tab, full_
 from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
 from dnn2ui.pages import HOME, PAGES  # noqa: E402
-from live_training import check_mnist_live  # noqa: E402
+from live_training import check_mnist_live, check_stop_in_queue  # noqa: E402
 from presenter import check_presenter  # noqa: E402
 
 SIZES = ((1400, 1000), (1280, 720))  # the learner and projector screens
@@ -228,6 +228,13 @@ def main(argv: list[str] | None = None) -> int:
                     _report(check)
                     if problems:  # the server's side of it (a worker's traceback, a stuck job)
                         print(server.log_tail(40), flush=True)
+                    t0 = time.perf_counter()
+                    problems = check_stop_in_queue(browser, server.url, server.env["DNN2_RUNS_DIR"],
+                                                   max(args.timeout, 180.0))
+                    check = Check("mnist: Stop in the queue as the run is admitted", time.perf_counter() - t0,
+                                  not problems, "; ".join(problems))
+                    checks.append(check)
+                    _report(check)
                 for info in pages:
                     check = check_page(browser, server.url, info, args.timeout)
                     checks.append(check)
