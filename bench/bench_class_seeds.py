@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sqlite3
 import statistics
 import sys
 import time
@@ -32,12 +31,8 @@ CONFIGS = {"workers": {}, "threads": {"DNN2_WORKERS": "0"}}
 
 
 def job_seconds(srv: Server) -> list[float]:
-    con = sqlite3.connect(Path(srv.env["DNN2_RUNS_DIR"]) / "index.db")
-    try:
-        rows = con.execute("SELECT started_at, finished_at FROM runs WHERE reference=0 AND state='done' "
-                           "AND started_at IS NOT NULL").fetchall()
-    finally:
-        con.close()
+    rows = srv.store_rows("SELECT started_at, finished_at FROM runs WHERE reference=0 AND state='done' "
+                          "AND started_at IS NOT NULL")
     return [f - s for s, f in rows if f and s]
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sqlite3
 import statistics
 import sys
 import time
@@ -30,12 +29,8 @@ FINISHED = re.compile(r"Finished in")
 
 
 def runs_in_store(srv: Server, experiment: str) -> int:
-    con = sqlite3.connect(Path(srv.env["DNN2_RUNS_DIR"]) / "index.db")
-    try:
-        return int(con.execute("SELECT count(*) FROM runs WHERE experiment=? AND reference=0",
-                               (experiment,)).fetchone()[0])
-    finally:
-        con.close()
+    [(count,)] = srv.store_rows("SELECT count(*) FROM runs WHERE experiment=? AND reference=0", (experiment,))
+    return int(count)
 
 
 def wait_idle(page, timeout: float = 300.0) -> None:

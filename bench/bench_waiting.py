@@ -126,15 +126,9 @@ def wait_for_no_live_runs(srv: Server, limit: float = 300.0) -> float:
     """Wait until the server's run store has nothing queued or running. A queued learner's Stop,
     clicked just as their tab closes, may never reach the server (the run then trains on until its
     idle budget, as a closed tab's run does): the next timed run must not queue behind it."""
-    import sqlite3
-
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < limit:
-        con = sqlite3.connect(Path(srv.env["DNN2_RUNS_DIR"]) / "index.db")
-        try:
-            live = con.execute("SELECT count(*) FROM runs WHERE state IN ('queued', 'running')").fetchone()[0]
-        finally:
-            con.close()
+        [(live,)] = srv.store_rows("SELECT count(*) FROM runs WHERE state IN ('queued', 'running')")
         if not live:
             break
         time.sleep(0.5)

@@ -22,7 +22,7 @@ import streamlit as st
 from dnn2core.env import env_number
 from dnn2core import classroom, plots
 from dnn2core.jobs import JobRegistry, LearnerLimit, RunView
-from dnn2core.runs import RunRecord, RunSpec, RunStore, StoreError, default_runs_dir
+from dnn2core.runs import LIVE_STATES, RunRecord, RunSpec, RunStore, StoreError, default_runs_dir
 from dnn2core.training import (Budget, JobGate, ModelRun, QueueFull, continue_epochs, default_max_jobs,
                                format_eta)
 from dnn2core.cluster import ray_address
@@ -129,7 +129,7 @@ def outdated_views(on_screen: Mapping[str, str], states: Mapping[str, str | None
     out = []
     for key, drawn in on_screen.items():
         state = states.get(key)
-        if state is None or state not in ("queued", "running") or (drawn == "queued" and state == "running"):
+        if state not in LIVE_STATES or (drawn == "queued" and state == "running"):
             out.append(key)
     return out
 
@@ -164,20 +164,14 @@ def _backstop_fragment() -> None:
 
 def _keep_alive_round() -> None:
     watching: set = st.session_state.get(_WATCHING, set())
-    s = store()
-    states: dict[str, str | None] = {}
-    for key in list(watching):
-        rec = s.get(key)
-        states[key] = rec.state if rec is not None else None
-        if rec is None or not rec.live:
-            watching.discard(key)
-            continue
-        s.watch(key, session_id())
     on_screen = st.session_state.get(_ON_SCREEN, {})
-    for key in on_screen:
-        if key not in states:
-            rec = s.get(key)
-            states[key] = rec.state if rec is not None else None
+    s = store()
+    states = {key: (rec.state if (rec := s.get(key)) is not None else None) for key in watching | set(on_screen)}
+    for key in list(watching):
+        if states[key] in LIVE_STATES:
+            s.watch(key, session_id())
+        else:
+            watching.discard(key)
     if outdated_views(on_screen, states):
         st.session_state[_ON_SCREEN] = {}
         st.rerun()  # one full rerun draws the run as it is now
@@ -291,8 +285,7 @@ def _draw(v: RunView, page: str, metrics: Sequence[str], live: bool, reference: 
     head, stop_col = st.columns([5, 1])
     head.markdown(f"**{snap.label}** — " + _status_line(snap, v.record, reg.gate, watchers))
     if live and not snap.done:
-        mine = v.key in own_keys(page) or watchers <= 1
-        if mine:
+        if _may_stop(page, v.key, watchers):
             _stop_button(stop_col, page, v.key)
         else:
             stop_col.caption("Started by another learner: it trains while anyone watches.")
@@ -332,6 +325,11 @@ def reference_words(record: RunRecord) -> str:
     return ", ".join(bits)
 
 
+def _may_stop(page: str, key: str, watchers: int) -> bool:
+    """Only the learner who started a shared run may stop it (anyone may, when nobody else watches)."""
+    return key in own_keys(page) or watchers <= 1
+
+
 def _stop_run(key: str) -> None:
     registry().stop(key)
 
@@ -350,18 +348,19 @@ def _poll(page: str, key: str, metrics: tuple[str, ...], reference_key: str | No
         st.rerun()
         return
     _watch(key)
-    if queued and v.snapshot().state == "queued":
-        # Waiting costs the server almost nothing: a status line and a progress bar, no charts.
+    if queued:
         snap = v.snapshot()
+        if snap.state != "queued":
+            st.rerun()  # admitted: one full rerun switches to the once-a-second view
+            return
+        # Waiting costs the server almost nothing: a status line and a progress bar, no charts.
         reg = registry()
+        watchers = reg.store.watchers(key)
         head, stop_col = st.columns([5, 1])
-        head.markdown(f"**{snap.label}** — " + _status_line(snap, v.record, reg.gate, reg.store.watchers(key)))
-        if key in own_keys(page) or reg.store.watchers(key) <= 1:
+        head.markdown(f"**{snap.label}** — " + _status_line(snap, v.record, reg.gate, watchers))
+        if _may_stop(page, key, watchers):
             _stop_button(stop_col, page, key)
         st.progress(0.0)
-        return
-    if queued:
-        st.rerun()  # admitted: one full rerun switches to the once-a-second view
         return
     reference = view(reference_key) if reference_key else None
     _draw(v, page, metrics, live=True, reference=reference, style=style)

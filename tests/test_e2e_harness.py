@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+
+import pytest
 from pathlib import Path
 
 from conftest import ROOT
@@ -39,3 +41,18 @@ def test_run_stores_of_killed_harness_processes_are_swept(tmp_path, monkeypatch)
         d.mkdir()
     assert sorted(sweep_stale_run_dirs()) == sorted([stale, legacy])
     assert live.exists() and not stale.exists() and not legacy.exists()
+
+
+def test_store_rows_reads_a_run_store_index_read_only(tmp_path):
+    import sqlite3
+
+    from harness import store_rows
+
+    con = sqlite3.connect(tmp_path / "index.db")
+    con.execute("CREATE TABLE runs (key TEXT, state TEXT)")
+    con.executemany("INSERT INTO runs VALUES (?, ?)", [("a", "done"), ("b", "running")])
+    con.commit()
+    con.close()
+    assert store_rows(tmp_path, "SELECT key FROM runs WHERE state=?", ("running",)) == [("b",)]
+    with pytest.raises(sqlite3.OperationalError):  # the server writes; a check only looks
+        store_rows(tmp_path, "DELETE FROM runs")

@@ -167,6 +167,18 @@ def sweep_stale_run_dirs() -> list[Path]:
     return removed
 
 
+def store_rows(runs_dir: str | Path, sql: str, args: tuple = ()) -> list[tuple]:
+    """Rows of a query on a server's run store index, opened read-only (checks and benchmarks look,
+    the server writes)."""
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{Path(runs_dir) / 'index.db'}?mode=ro", uri=True)
+    try:
+        return con.execute(sql, args).fetchall()
+    finally:
+        con.close()
+
+
 class ServerError(RuntimeError):
     pass
 
@@ -231,6 +243,10 @@ class Server:
             time.sleep(0.05)
         raise ServerError(f"{self.url}/_stcore/health did not answer 'ok' within {self.health_timeout:g} s.\n"
                           + self.log_tail())
+
+    def store_rows(self, sql: str, args: tuple = ()) -> list[tuple]:
+        """``store_rows`` on this server's run store."""
+        return store_rows(self.env["DNN2_RUNS_DIR"], sql, args)
 
     def log_tail(self, lines: int = 30) -> str:
         try:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import ARTIFACTS, IDLE_BUDGET_S, Server, launch_browser, page_problems, wait_for_app_idle, wait_for_rerun  # noqa: E402
+from harness import (ARTIFACTS, IDLE_BUDGET_S, Server, launch_browser, page_problems, store_rows,  # noqa: E402
+                     wait_for_app_idle, wait_for_rerun)
 
 
 def _text(page) -> str:
@@ -145,13 +146,8 @@ def check_mnist_live(browser, base_url: str, timeout: float = 180.0) -> list[str
 def _store_state(runs_dir: str, seed: int) -> str | None:
     """The state of the MNIST run with this seed in the server's run store (read-only)."""
     import json
-    import sqlite3
 
-    con = sqlite3.connect(f"file:{Path(runs_dir) / 'index.db'}?mode=ro", uri=True)
-    try:
-        rows = con.execute("SELECT state, settings FROM runs WHERE experiment='mnist' AND reference=0").fetchall()
-    finally:
-        con.close()
+    rows = store_rows(runs_dir, "SELECT state, settings FROM runs WHERE experiment='mnist' AND reference=0")
     states = [state for state, settings in rows if json.loads(settings).get("seed") == seed]
     return states[-1] if states else None
 
