@@ -30,6 +30,7 @@ __all__ = [
     "attack_many",
     "AttackResult",
     "AttackSettings",
+    "BatchAttack",
     "batch_task",
     "confidence_figure",
     "HONEST_NOTE",
@@ -345,21 +346,36 @@ class TaskJob(Protocol):
     def should_stop(self) -> str | None: ...
 
 
-def batch_task(model, images: np.ndarray, labels: Sequence[int], settings: AttackSettings, *,
-               value_range: ValueRange = (0.0, 1.0),
-               preprocess: Callable | None = None) -> Callable[[TaskJob, str], dict[str, Any]]:
+@dataclass(frozen=True)
+class BatchAttack:
     """The batch attack as a job task (``ModelRun(task=...)``): it runs in a training slot under the
     job's budget, so a class's batches queue like trainings; Stop and the time budget end it
-    between generations. Each image gets seed ``settings.seed + i``, as in ``attack_many``."""
+    between generations. Each image gets seed ``settings.seed + i``, as in ``attack_many``.
 
-    def task(job: TaskJob, name: str) -> dict[str, Any]:
+    A plain picklable object (a Keras model pickles as its saved file), so a worker process runs
+    the attack and the web process only serves pages."""
+
+    model: Any
+    images: np.ndarray
+    labels: tuple[int, ...]
+    settings: AttackSettings
+    value_range: ValueRange = (0.0, 1.0)
+    preprocess: Callable | None = None
+
+    def __call__(self, job: TaskJob, name: str) -> dict[str, Any]:
+        s = self.settings
         frame, summary = attack_many(
-            model, images, labels, pixels=settings.pixels, maxiter=settings.maxiter, popsize=settings.popsize,
-            seed=settings.seed, targeted=settings.target, value_range=value_range, preprocess=preprocess,
+            self.model, self.images, list(self.labels), pixels=s.pixels, maxiter=s.maxiter, popsize=s.popsize,
+            seed=s.seed, targeted=s.target, value_range=self.value_range, preprocess=self.preprocess,
             progress=lambda i, n: job.report_task(name, i, n), should_stop=lambda: job.should_stop() is not None)
         return {"summary": summary, "rows": frame.to_dict("records")}
 
-    return task
+
+def batch_task(model, images: np.ndarray, labels: Sequence[int], settings: AttackSettings, *,
+               value_range: ValueRange = (0.0, 1.0), preprocess: Callable | None = None) -> BatchAttack:
+    """The batch attack over ``images`` as a job task (see ``BatchAttack``)."""
+    return BatchAttack(model, np.asarray(images), tuple(int(v) for v in labels), settings, tuple(value_range),
+                       preprocess)
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,12 +10,15 @@ page, the tests and the benchmark.
 - Every image is checked by ``uploads.scan_images`` before TensorFlow sees it; corrupt,
   truncated, non-RGB, huge or unsupported files are skipped and counted, so one bad JPEG never
   kills a run. Zips are unpacked by ``uploads.extract_zip`` (only images, within limits).
-- Pretrained bases come from ``pretrained.load_base`` and are only read; every learner trains a
+- Pretrained bases come from ``pretrained.cached_base`` and are only read; every learner trains a
   copy (``copy_base``), so one learner's fine-tuning never changes another's base.
 - Folders are named in messages relative to their root ("the zip", "the data folder/…"),
   never by their server path.
-- On CPU the frozen base's features are extracted once (``FeatureStore``) and only the small
-  head is trained on them: the course's "fast feature extraction".
+- On CPU the frozen base's features are extracted once (``FeatureStore``, on disk and shared by
+  every worker) and only the small head is trained on them: the course's "fast feature extraction".
+- A job is a ``CatsDogsRecipe``: the page decides the settings and the weights; the worker process
+  that trains it decodes the photos, loads the bases and extracts the features, so the web process
+  only serves pages.
 
 TensorFlow and Keras are imported inside functions only.
 """
@@ -29,6 +32,7 @@ import re
 import shutil
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -39,9 +43,9 @@ import numpy as np
 from dnn2core import data as data_mod
 from dnn2core import uploads
 from dnn2core.data import Provenance
-from dnn2core.pretrained import BASES, WeightsInfo, build_base, preprocess
+from dnn2core.pretrained import BASES, WeightsChoice, WeightsInfo, build_base, preprocess
 from dnn2core.pretrained import spec as _spec
-from dnn2core.training import JobStopped, ModelRun, report_phase, stop_requested_now
+from dnn2core.training import BuiltRuns, JobStopped, ModelRun, PlannedRun, report_phase, stop_requested_now
 from dnn2core.uploads import MAX_ZIP_BYTES, UploadError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -385,8 +389,10 @@ def make_dataset(images: ImageList, image_size: int, *, batch_size: int = 32, sh
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def load_arrays(images: ImageList, image_size: int, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Decode checked images once into uint8 arrays (n, s, s, 3) and float32 labels, via tf.data."""
+def load_arrays(images: ImageList, image_size: int, batch_size: int = 64,
+                on_batch: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Decode checked images once into uint8 arrays (n, s, s, 3) and float32 labels, via tf.data.
+    ``on_batch`` gets the number of images of each decoded batch (for a progress bar)."""
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((list(images.paths), np.asarray(images.labels, dtype=np.float32)))
@@ -395,6 +401,8 @@ def load_arrays(images: ImageList, image_size: int, batch_size: int = 64) -> tup
     for x, y in ds.prefetch(tf.data.AUTOTUNE):
         xs.append(x.numpy())
         ys.append(y.numpy())
+        if on_batch is not None:
+            on_batch(len(ys[-1]))
     return np.concatenate(xs), np.concatenate(ys)
 
 
@@ -429,8 +437,9 @@ class Prepared:
 
 
 def prepare(folder: CatsDogsFolder, image_size: int, n_train: int | None = SUBSET_TRAIN,
-            n_val: int | None = None) -> Prepared:
-    """Pick balanced train/validation images, skip bad ones (counted), decode them once."""
+            n_val: int | None = None, on_progress: Callable[[int, int], None] | None = None) -> Prepared:
+    """Pick balanced train/validation images, skip bad ones (counted), decode them once.
+    ``on_progress`` gets (images decoded, images to decode)."""
     if int(image_size) < 32:
         raise ValueError("Images must be at least 32 pixels wide (VGG16's five poolings).")
     t0 = time.perf_counter()
@@ -443,9 +452,17 @@ def prepare(folder: CatsDogsFolder, image_size: int, n_train: int | None = SUBSE
         if min(cats, dogs) < 1:
             raise ValueError(f"After skipping unusable images, the {name} set has {cats} cats and {dogs} dogs: "
                              f"both classes are needed. {report.summary()}")
-    x_val, y_val = load_arrays(val, image_size)
-    if images_bytes(len(train), image_size) <= MAX_IN_MEMORY_BYTES:
-        x_train, y_train = load_arrays(train, image_size)
+    held = images_bytes(len(train), image_size) <= MAX_IN_MEMORY_BYTES
+    total, done = len(val) + (len(train) if held else 0), [0]
+
+    def decoded(n: int) -> None:
+        done[0] += n
+        if on_progress is not None:
+            on_progress(done[0], total)
+
+    x_val, y_val = load_arrays(val, image_size, on_batch=decoded)
+    if held:
+        x_train, y_train = load_arrays(train, image_size, on_batch=decoded)
     else:
         x_train, y_train = None, np.asarray(train.labels, dtype=np.float32)
     return Prepared(int(image_size), train, val, report, x_train, y_train, x_val, y_val, time.perf_counter() - t0)
@@ -625,50 +642,190 @@ def extract_features(base: "keras.Model", arch: str, x: np.ndarray, batch_size: 
 
 
 class FeatureStore:
-    """Frozen-base features of one image set, computed once (by the first job that needs them) and
-    then shared read-only. The arrays exist from the start (``np.empty`` costs no memory until
-    written), so a training job can be planned before extraction has run."""
+    """Frozen-base features of one image set, computed once (by the first job that needs them), then
+    only read.
 
-    def __init__(self, arch: str, image_size: int, n_train: int, n_val: int) -> None:
-        shape = feature_shape(arch, image_size)
+    With a ``folder`` they live on disk (``features_root()``): every worker process and every later
+    job reads what the first one extracted, and the web process never holds them. Two jobs that
+    need the same features at once take turns on a file lock: the second waits (Stop still
+    works) and then reads. Without a folder they live in this object's memory (tests, a notebook)."""
+
+    def __init__(self, arch: str, image_size: int, n_train: int, n_val: int, folder: str | Path | None = None) -> None:
         self.arch, self.image_size = arch, int(image_size)
-        self.x_train = np.empty((n_train, *shape), dtype=np.float32)
-        self.x_val = np.empty((n_val, *shape), dtype=np.float32)
-        self.ready = False
-        self.seconds: float | None = None  # extraction time, train + validation
+        self.shape = feature_shape(arch, image_size)
+        self.n_train, self.n_val = int(n_train), int(n_val)
+        self.folder = Path(folder) if folder is not None else None
+        self.seconds: float | None = None  # extraction time, train + validation, when this object did it
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
         self._lock = threading.Lock()
 
     @staticmethod
     def nbytes(arch: str, image_size: int, n: int) -> int:
         return int(np.prod(feature_shape(arch, image_size))) * 4 * int(n)
 
+    @property
+    def ready(self) -> bool:
+        return self._arrays is not None or (self.folder is not None and (self.folder / "val.npy").is_file())
+
+    @property
+    def x_train(self) -> np.ndarray:
+        return self._load()[0]
+
+    @property
+    def x_val(self) -> np.ndarray:
+        return self._load()[1]
+
+    def _load(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._arrays is None:
+            if not self.ready:
+                raise ValueError("The features have not been extracted yet.")
+            arrays = (np.load(self.folder / "train.npy"), np.load(self.folder / "val.npy"))
+            if arrays[0].shape != (self.n_train, *self.shape) or arrays[1].shape != (self.n_val, *self.shape):
+                raise ValueError("The cached features do not match these images; they will be extracted again.")
+            self._arrays = arrays
+            os.utime(self.folder)  # recently used: the cache keeps it longest
+        return self._arrays
+
     def fill(self, base: "keras.Model", x_train: np.ndarray, x_val: np.ndarray, batch_size: int = 32,
              should_stop: Callable[[], bool] | None = None,
              on_progress: Callable[[int, int], None] | None = None) -> bool:
         """Extract once; True if this call did the work (False: already there).
 
-        ``should_stop`` is asked between batches, so a Stop click (or a spent budget) ends a long
-        extraction within one batch; the store then stays empty for the next job. ``on_progress``
-        gets (images done, images in all) after each batch: on a CPU this takes minutes."""
+        ``should_stop`` is asked between batches (and while waiting for another job's extraction), so
+        a Stop click or a spent budget ends it within one batch; nothing half-done is ever kept.
+        ``on_progress`` gets (images done, images in all) after each batch: on a CPU this takes minutes."""
         with self._lock:
-            if self.ready:
-                return False
-            t0 = time.perf_counter()
-            total, done = len(x_train) + len(x_val), 0
-            if on_progress is not None:
-                on_progress(0, total)
-            for x, out in ((x_train, self.x_train), (x_val, self.x_val)):
-                extractor = feature_extractor(base, self.arch, x.shape[1])
-                for i in range(0, len(x), batch_size):
-                    if should_stop is not None and should_stop():
-                        raise ExtractionStopped("Stopped during feature extraction; nothing was cached.")
-                    out[i:i + batch_size] = extractor(x[i:i + batch_size].astype(np.float32), training=False)
-                    done += len(x[i:i + batch_size])
-                    if on_progress is not None:
-                        on_progress(done, total)
-            self.seconds = time.perf_counter() - t0
-            self.ready = True
+            if self.folder is None:
+                if self._arrays is not None:
+                    return False
+                self._arrays = self._extract(base, x_train, x_val, batch_size, should_stop, on_progress, None)
+                return True
+            self.folder.parent.mkdir(parents=True, exist_ok=True)
+            with _folder_lock(self.folder, should_stop):
+                if self.ready:
+                    try:
+                        self._load()
+                        return False
+                    except (ValueError, OSError):  # damaged or another set's: extract again
+                        shutil.rmtree(self.folder, ignore_errors=True)
+                        self._arrays = None
+                tmp = self.folder.with_name(f".{self.folder.name}.{os.getpid()}.tmp")
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir()
+                try:
+                    self._extract(base, x_train, x_val, batch_size, should_stop, on_progress, tmp)
+                    os.replace(tmp, self.folder)
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+            prune_features(self.folder.parent, keep=self.folder)
+            self._load()
             return True
+
+    def _extract(self, base, x_train, x_val, batch_size, should_stop, on_progress, folder: Path | None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        t0 = time.perf_counter()
+        total, done = len(x_train) + len(x_val), 0
+        if on_progress is not None:
+            on_progress(0, total)
+        outs = []
+        for x, name in ((x_train, "train"), (x_val, "val")):
+            shape = (len(x), *self.shape)
+            out = (np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=np.float32, shape=shape)
+                   if folder is not None else np.empty(shape, dtype=np.float32))
+            extractor = feature_extractor(base, self.arch, x.shape[1])
+            for i in range(0, len(x), batch_size):
+                if should_stop is not None and should_stop():
+                    raise ExtractionStopped("Stopped during feature extraction; nothing was cached.")
+                out[i:i + batch_size] = extractor(x[i:i + batch_size].astype(np.float32), training=False)
+                done += len(x[i:i + batch_size])
+                if on_progress is not None:
+                    on_progress(done, total)
+            if folder is not None:
+                out.flush()
+                del out
+                out = None
+            outs.append(out)
+        self.seconds = time.perf_counter() - t0
+        return outs[0], outs[1]
+
+
+FEATURE_WAIT_S = 0.5  # how often a job waiting for another's extraction checks the lock (and Stop)
+
+
+class _folder_lock:
+    """An exclusive lock on ``<folder>.lock`` across processes (fcntl), waited for with Stop checks."""
+
+    def __init__(self, folder: Path, should_stop: Callable[[], bool] | None) -> None:
+        self.path = folder.with_name(folder.name + ".lock")
+        self.should_stop = should_stop
+
+    def __enter__(self) -> "_folder_lock":
+        import fcntl
+
+        self.file = open(self.path, "a+")
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if self.should_stop is not None and self.should_stop():
+                    self.file.close()
+                    raise ExtractionStopped("Stopped while another run extracted the same features.")
+                if not waiting:
+                    waiting = True
+                    report_phase("waiting for another run extracting the same features", 0, 0)
+                time.sleep(FEATURE_WAIT_S)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.file.close()  # closing releases the lock
+
+
+def features_root(store_root: str | Path) -> Path:
+    """Where the feature cache lives: ``DNN2_FEATURES_DIR``, else beside the run store's runs."""
+    env = os.environ.get("DNN2_FEATURES_DIR", "").strip()
+    return Path(env).expanduser() if env else Path(store_root) / "features"
+
+
+def features_max_bytes() -> int:
+    """The feature cache's size on disk (``DNN2_FEATURES_MAX_MB``, default 4,096 MB): the least
+    recently used sets are removed beyond it."""
+    from dnn2core.env import env_number
+
+    return int(env_number("DNN2_FEATURES_MAX_MB", 4096, whole=True, minimum=1)) * 1024 * 1024
+
+
+def feature_folder(root: str | Path, weights_key: str, images_digest: str, image_size: int, n_train: int,
+                   n_val: int) -> Path:
+    """One set of features: these weights, these images, this size and these counts."""
+    words = f"{weights_key}|{images_digest}|{int(image_size)}|{int(n_train)}|{int(n_val)}"
+    return Path(root) / hashlib.sha256(words.encode()).hexdigest()[:24]
+
+
+def prune_features(root: str | Path, keep: Path | None = None, max_bytes: int | None = None) -> int:
+    """Remove the least recently used feature sets beyond ``max_bytes``; how many were removed. A
+    set being written (its lock held) or ``keep`` is never removed."""
+    import fcntl
+
+    root = Path(root)
+    limit = features_max_bytes() if max_bytes is None else int(max_bytes)
+    sets = [(f.stat().st_mtime, f) for f in root.iterdir() if f.is_dir() and not f.name.startswith(".")]
+    sizes = {f: sum(x.stat().st_size for x in f.iterdir() if x.is_file()) for _, f in sets}
+    total, removed = sum(sizes.values()), 0
+    for _, folder in sorted(sets):
+        if total <= limit:
+            break
+        if keep is not None and folder == keep:
+            continue
+        with open(folder.with_name(folder.name + ".lock"), "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+        total -= sizes[folder]
+        removed += 1
+    return removed
 
 
 class ExtractionStopped(JobStopped):
@@ -754,14 +911,19 @@ def _cached_frozen_step(spec: RunSpec, prepared: Prepared, arch: str, shared: "k
 
     paid: dict[str, float] = {}
 
+    # The features exist only once ``extract`` has run (in the job's slot): fit reads them from there.
+    fit = dict(x=None, y=prepared.y_train, batch_size=spec.batch_size, shuffle=True, epochs=spec.epochs,
+               validation_data=None)
+
     def extract():  # outside the build lock: minutes on a CPU must not block other learners' builds
         progress = partial(report_phase, f"extracting {BASES[arch].label} features", unit="image")
         if store.fill(shared, prepared.x_train, prepared.x_val, should_stop=should_stop or stop_requested_now,
                       on_progress=progress):
             paid["seconds"] = float(store.seconds or 0.0)
+        fit.update(x=store.x_train, validation_data=(store.x_val, prepared.y_val))
 
     def build():
-        trained[name] = build_head(store.x_train.shape[1:], BASES[arch].pooling)
+        trained[name] = build_head(store.shape, BASES[arch].pooling)
         return trained[name]
 
     def predict(x):
@@ -770,8 +932,6 @@ def _cached_frozen_step(spec: RunSpec, prepared: Prepared, arch: str, shared: "k
     def evaluate(model):  # kept with the run: did this run pay for the extraction, and how long
         return {"extract_seconds": paid.get("seconds", 0.0)}
 
-    fit = dict(x=store.x_train, y=prepared.y_train, batch_size=spec.batch_size, shuffle=True, epochs=spec.epochs,
-               validation_data=(store.x_val, prepared.y_val))
     return PlanStep(ModelRun(name, build, fit, evaluate=evaluate, prepare=extract), predict,
                     "frozen (cached features)")
 
@@ -852,7 +1012,7 @@ def arch_of(run_name: str) -> str | None:
     return None
 
 
-def _ordered_approaches(spec: RunSpec, prepared: Prepared) -> tuple[list[str], bool, list[str]]:
+def _ordered_approaches(spec: RunSpec, in_memory: bool) -> tuple[list[str], bool, list[str]]:
     """(approaches in the course's order, whether the fast path is used, notes for the learner)."""
     approaches = [a for a in APPROACHES if a in spec.approaches]
     if not approaches:
@@ -865,10 +1025,40 @@ def _ordered_approaches(spec: RunSpec, prepared: Prepared) -> tuple[list[str], b
     if spec.fast_path and spec.frozen_augmentation:
         notes.append("Augmentation changes every image on every epoch, so cached features cannot be used: the frozen "
                      "base runs inside the model (slower on CPU).")
-    if fast and not prepared.in_memory:
+    if fast and not in_memory:
         fast = False
         notes.append("The training set is too large to hold its features in memory: the frozen base runs inside the model.")
     return approaches, fast, notes
+
+
+@dataclass(frozen=True)
+class Outline:
+    """One approach's run as planned before any image is decoded: its name, kind and epochs."""
+
+    approach: str
+    arch: str | None  # None: from scratch
+    name: str
+    kind: str  # "scratch" | "frozen (cached features)" | "frozen (full model)" | "fine-tuned"
+    epochs: int
+
+
+def plan_outline(spec: RunSpec, in_memory: bool, infos: dict[str, WeightsInfo]) -> tuple[list[Outline], list[str]]:
+    """The runs the chosen approaches make, in the course's order, and the notes for the learner.
+    ``infos`` holds the weights of each base the approaches need (the names say "random weights")."""
+    approaches, fast, notes = _ordered_approaches(spec, in_memory)
+    out = []
+    for approach in approaches:
+        if approach == "From scratch":
+            out.append(Outline(approach, None, run_name(approach, spec, None), "scratch", spec.epochs))
+            continue
+        arch = "vgg16" if approach.startswith("VGG16") else "mobilenet_v2"
+        if arch not in infos:
+            raise ValueError(f"{approach} needs the {BASES[arch].label} base.")
+        tuned = approach.endswith("fine-tuned")
+        kind = "fine-tuned" if tuned else ("frozen (cached features)" if fast else "frozen (full model)")
+        out.append(Outline(approach, arch, run_name(approach, spec, infos[arch]), kind,
+                           spec.finetune_epochs if tuned else spec.epochs))
+    return out, notes
 
 
 def make_plan(spec: RunSpec, prepared: Prepared, bases: dict[str, tuple["keras.Model", WeightsInfo]],
@@ -877,32 +1067,108 @@ def make_plan(spec: RunSpec, prepared: Prepared, bases: dict[str, tuple["keras.M
     """The ModelRuns for the chosen approaches, in the order the course tells them.
 
     ``bases`` maps "vgg16"/"mobilenet_v2" to the shared (read-only) base and its weights info;
-    ``stores`` maps arch to the server's FeatureStore for this image set (the fast path);
-    ``should_stop`` ends a long feature extraction early (default: the training thread's job says so)."""
-    approaches, fast, notes = _ordered_approaches(spec, prepared)
+    ``stores`` maps arch to the FeatureStore for this image set (the fast path; made in memory when
+    missing); ``should_stop`` ends a long feature extraction early (default: the training thread's job says so)."""
+    outline, notes = plan_outline(spec, prepared.in_memory, {a: info for a, (_, info) in bases.items()})
     stores = dict(stores or {})
     fit = dict(prepared.train_inputs(spec.batch_size, spec.seed), validation_data=(prepared.x_val, prepared.y_val))
     trained: Trained = {}
     steps: list[PlanStep] = []
-    for approach in approaches:
-        if approach == "From scratch":
+    for o in outline:
+        if o.arch is None:
             steps.append(_scratch_step(spec, fit, trained))
             continue
-        arch = "vgg16" if approach.startswith("VGG16") else "mobilenet_v2"
-        if arch not in bases:
-            raise ValueError(f"{approach} needs the {BASES[arch].label} base.")
-        shared, info = bases[arch]
-        if approach.endswith("fine-tuned"):
-            steps.append(_finetune_step(spec, arch, shared, info, fit, trained))
-        elif fast:
-            store = stores.get(arch)
-            if store is None or store.x_train.shape[0] != len(prepared.y_train) or store.image_size != spec.image_size:
-                store = stores[arch] = FeatureStore(arch, spec.image_size, len(prepared.y_train), len(prepared.y_val))
-            steps.append(_cached_frozen_step(spec, prepared, arch, shared, info, store, trained, should_stop))
+        shared, info = bases[o.arch]
+        if o.kind == "fine-tuned":
+            steps.append(_finetune_step(spec, o.arch, shared, info, fit, trained))
+        elif o.kind == "frozen (cached features)":
+            store = stores.get(o.arch)
+            if store is None or store.n_train != len(prepared.y_train) or store.image_size != spec.image_size:
+                store = stores[o.arch] = FeatureStore(o.arch, spec.image_size, len(prepared.y_train),
+                                                      len(prepared.y_val))
+            steps.append(_cached_frozen_step(spec, prepared, o.arch, shared, info, store, trained, should_stop))
         else:
-            steps.append(_full_frozen_step(spec, arch, shared, info, fit, trained))
+            steps.append(_full_frozen_step(spec, o.arch, shared, info, fit, trained))
     return CatsDogsPlan([s.run for s in steps], {s.run.name: s.predict for s in steps}, notes, stores,
                         {s.run.name: s.kind for s in steps})
+
+
+# =============================================================================== the job, made in a worker
+
+_PREPARED: "OrderedDict[tuple, Prepared]" = OrderedDict()
+_PREPARED_LOCK = threading.Lock()
+MAX_PREPARED = 2  # decoded image sets kept per process: the class's current settings and the last ones
+
+
+def prepared_here(folder: CatsDogsFolder, image_size: int, n_train: int, n_val: int) -> Prepared:
+    """This process's decoded images for one (image set, size, counts) choice, decoded once (the
+    newest ``MAX_PREPARED``): thirty learners on the same settings decode the photos once per worker."""
+    key = (folder.root, folder.digest, int(image_size), int(n_train), int(n_val))
+    with _PREPARED_LOCK:
+        if key in _PREPARED:
+            _PREPARED.move_to_end(key)
+            return _PREPARED[key]
+    prep = prepare(folder, image_size, n_train, n_val,
+                   on_progress=partial(report_phase, "checking and decoding the images", unit="image"))
+    with _PREPARED_LOCK:
+        _PREPARED[key] = prep
+        while len(_PREPARED) > MAX_PREPARED:
+            _PREPARED.popitem(last=False)
+    return prep
+
+
+@dataclass(frozen=True)
+class CatsDogsRecipe:
+    """A cats-vs-dogs job as a ``training.RunRecipe``: a few hundred picklable bytes.
+
+    The web process decides everything a learner sees before Start (the names, kinds and epochs of
+    the runs, which weights each base gets); the process that trains it (a worker) decodes the
+    images, loads the bases and reads or fills the on-disk feature cache, in the job's slot."""
+
+    folder: CatsDogsFolder
+    spec: RunSpec
+    n_train: int
+    n_val: int
+    weights: tuple[WeightsChoice, ...] = ()  # one per base the approaches need
+    features: str = ""  # the feature cache's folder (``features_root``); "" keeps features in memory
+
+    def _infos(self) -> dict[str, WeightsInfo]:
+        return {w.info.arch: w.info for w in self.weights}
+
+    def _in_memory(self) -> bool:
+        n = len(self.folder.train.balanced(self.n_train))
+        return images_bytes(n, self.spec.image_size) <= MAX_IN_MEMORY_BYTES
+
+    def describe(self) -> dict[str, Any]:
+        """What the page shows before the images are decoded: each run's kind, and the notes."""
+        outline, notes = plan_outline(self.spec, self._in_memory(), self._infos())
+        return {"kinds": {o.name: o.kind for o in outline}, "notes": notes}
+
+    def planned(self) -> list[PlannedRun]:
+        outline, _ = plan_outline(self.spec, self._in_memory(), self._infos())
+        return [PlannedRun(o.name, o.epochs) for o in outline]
+
+    def build(self) -> BuiltRuns:
+        from dnn2core.pretrained import cached_base
+
+        prep = prepared_here(self.folder, self.spec.image_size, self.n_train, self.n_val)
+        bases = {}
+        for choice in self.weights:
+            report_phase(f"loading {BASES[choice.info.arch].label}", 0, 0)
+            base, info = cached_base(choice)
+            if info.pretrained != choice.info.pretrained:  # found by the page, but it would not load
+                raise ValueError(info.message)
+            bases[choice.info.arch] = (base, info)
+        stores = {}
+        if self.features:
+            for choice in self.weights:
+                arch = choice.info.arch
+                stores[arch] = FeatureStore(arch, self.spec.image_size, len(prep.y_train), len(prep.y_val),
+                                            feature_folder(self.features, choice.key, self.folder.digest,
+                                                           self.spec.image_size, len(prep.y_train), len(prep.y_val)))
+        plan = make_plan(self.spec, prep, bases, stores)
+        return BuiltRuns(plan.runs, arrays=validation_sample(prep),
+                         extra={"kinds": plan.kinds, "notes": plan.notes, "report": prep.report.summary()})
 
 
 def resize_photo(image: np.ndarray, image_size: int) -> np.ndarray:

@@ -135,7 +135,7 @@ def _train_on_cluster(key: str, owner: str, store_path: str, store_max_bytes: in
                    started_at=snap.started_at)
     snap = job.snapshot()
     snap.process = os.getpid()
-    persist_job(store, key, owner, snap, job.models, job.artifacts)
+    persist_job(store, key, owner, snap, job)
     return snap.state
 
 
@@ -158,6 +158,7 @@ class RayJob:
         self.budget, self.seed, self.session, self.label, self.owner = budget, int(seed), session, label, owner
         self.models: dict = {}
         self.artifacts: dict[str, Any] = {}
+        self.extra: dict[str, Any] = {}  # made where the job trains; that process stores it
         self.stored = False
         self._progress = plan.snapshot()
         self._lock = threading.Lock()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from dnn2core.env import env_number
 from dnn2core.runs import RunRecord, RunSpec, RunStore, new_owner
-from dnn2core.training import Budget, JobGate, JobProgress, ModelRun, TrainingJob, history_frame
+from dnn2core.training import Budget, JobGate, JobProgress, ModelRun, RunRecipe, TrainingJob, history_frame
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -95,13 +95,17 @@ def _summary_metrics(progress: JobProgress) -> dict:
     return out
 
 
-def persist_job(store: RunStore, key: str, owner: str, snap: JobProgress, models: Mapping[str, Any],
-                artifacts: Mapping[str, Any] | None) -> None:
-    """Write a finished job into the store: its history, metrics, artifacts and trained models.
+def persist_job(store: RunStore, key: str, owner: str, snap: JobProgress, job: "TrainingJob") -> None:
+    """Write a finished job into the store: its history, metrics, artifacts, trained models and the
+    extra data it made in its slot (a recipe's).
 
-    One home for both places a job finishes: the web process (threads) and a worker process. A job
-    that trained no epoch keeps nothing: a failure is recorded, anything else frees its key.
+    One home for every place a job finishes: the web process (threads), a worker process, a Ray task.
+    A job that trained no epoch keeps nothing: a failure is recorded, anything else frees its key.
     """
+    models, artifacts = job.models, job.artifacts
+    if job.extra:
+        record = store.get(key)
+        store.set_extra(key, {**(record.extra if record is not None else {}), **job.extra})
     trained = any(mp.epoch > 0 for mp in snap.models.values())
     if not trained:
         if snap.state in ("failed", "interrupted"):
@@ -252,13 +256,14 @@ class JobRegistry:
                 queued += 1
         return running, queued
 
-    def start(self, spec: RunSpec, make_runs: Callable[[], list[ModelRun] | tuple[list[ModelRun], dict]], *,
+    def start(self, spec: RunSpec, make_runs: Callable[[], "list[ModelRun] | RunRecipe | tuple"], *,
               budget: Budget, seed: int,
               label: str, session: str, replace: bool = False,
               artifacts: Mapping[str, Any] | None = None) -> tuple[RunView, bool]:
         """Train ``spec`` unless it is live or stored: returns (view, started_here).
 
-        ``make_runs`` returns the job's runs, or (runs, extra) or (runs, extra, arrays): ``extra`` is
+        ``make_runs`` returns the job's runs (a list of ``ModelRun`` or a ``RunRecipe`` that makes them where
+        the job trains), or (runs, extra) or (runs, extra, arrays): ``extra`` is
         plain data and ``arrays`` are NumPy arrays the page's result tabs need, kept with the run. Raises ``QueueFull`` when the server's queue is
         full and ``LearnerLimit`` when this learner already has a run training and one waiting;
         neither leaves a run in the store.
@@ -296,7 +301,7 @@ class JobRegistry:
         self._wake.set()
         return RunView(record, self.store, job), True
 
-    def _make_job(self, runs: list[ModelRun], *, budget: Budget, seed: int, session: str, label: str,
+    def _make_job(self, runs: "list[ModelRun] | RunRecipe", *, budget: Budget, seed: int, session: str, label: str,
                   key: str) -> "TrainingJob | RemoteJob":
         """A worker process trains the job when there is a pool; runs that cannot be pickled (a page's
         closure) train in a thread here, as they did before the split."""
@@ -399,7 +404,7 @@ class JobRegistry:
             entry.persisted = True
             return
         try:
-            persist_job(self.store, key, self.owner, snap, job.models, job.artifacts)
+            persist_job(self.store, key, self.owner, snap, job)
         except Exception as exc:  # noqa: BLE001 - a run that cannot be written must not stay "running"
             entry.store_failures += 1
             if entry.store_failures < STORE_ATTEMPTS:

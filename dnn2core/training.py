@@ -24,7 +24,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # pragma: no cover - typing only, never imported at run time
     import keras
@@ -35,8 +35,11 @@ __all__ = [
     "JobGate",
     "JobProgress",
     "ModelProgress",
+    "BuiltRuns",
     "ModelRun",
+    "PlannedRun",
     "QueueFull",
+    "RunRecipe",
     "TrainingJob",
     "build_locked",
     "default_max_jobs",
@@ -304,6 +307,38 @@ class ModelRun:
     cached_data: bool = False  # feed fit from one cached tf.data pipeline instead of NumPy arrays: small
     # tables pay Keras' per-epoch NumPy set-up (house prices: ~0.3 s of a 0.35 s epoch), so thousands
     # of epochs need it; the same rows, batch size and per-epoch reshuffle (seeded by the job)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run a ``RunRecipe`` will make: what the queue and live views show before its data exist."""
+
+    name: str
+    epochs: int
+    unit: str = "epoch"
+
+
+@dataclass
+class BuiltRuns:
+    """What a recipe makes where the job trains."""
+
+    runs: list[ModelRun]
+    arrays: dict[str, Any] = field(default_factory=dict)  # kept with the run, as a job's artifacts
+    extra: dict[str, Any] = field(default_factory=dict)  # plain data merged into the run's extra
+
+
+@runtime_checkable
+class RunRecipe(Protocol):
+    """Runs made where they train, from a small picklable description.
+
+    Why: some jobs need large data and models (cats vs dogs: thousands of decoded photos, a 58 MB
+    pretrained base, its cached features). A recipe crosses to a worker process in a few hundred
+    bytes, and the worker decodes, loads and extracts inside the job's slot, with progress and Stop,
+    so the web process never holds any of it and a Start click returns at once."""
+
+    def planned(self) -> list[PlannedRun]: ...
+
+    def build(self) -> BuiltRuns: ...
 
 
 @dataclass
@@ -587,6 +622,22 @@ def _plan_fit(run: ModelRun, budget: Budget) -> _FitPlan:
     return _FitPlan(kwargs, initial_epoch, requested, epochs, batch_size, samples, steps)
 
 
+def _check_names(names: list) -> None:
+    if not names:
+        raise ValueError("A training job needs at least one ModelRun.")
+    if any(not isinstance(n, str) or not n for n in names):
+        raise ValueError("Every ModelRun needs a non-empty name.")
+    if len(set(names)) != len(names):
+        raise ValueError(f"ModelRun names must be unique, got {names}.")
+
+
+def _check_runs(runs: list[ModelRun]) -> None:
+    _check_names([r.name for r in runs])
+    for r in runs:
+        if r.task is None and r.initial_model is None and not callable(r.build):
+            raise ValueError(f"{r.name}: build must be a function returning a compiled model.")
+
+
 class QueuedJob:
     """What every job does before it trains: wait in the server's queue in order, with an honest
     place in line, and leave it when its learner is gone. One home for ``TrainingJob`` (trains in
@@ -656,7 +707,7 @@ class TrainingJob(QueuedJob):
 
     def __init__(
         self,
-        runs: list[ModelRun],
+        runs: "list[ModelRun] | RunRecipe",
         *,
         gate: JobGate,
         budget: Budget = Budget(),
@@ -665,16 +716,13 @@ class TrainingJob(QueuedJob):
         label: str = "",
         job_id: str | None = None,
     ) -> None:
-        if not runs:
-            raise ValueError("A training job needs at least one ModelRun.")
-        names = [r.name for r in runs]
-        if any(not isinstance(n, str) or not n for n in names):
-            raise ValueError("Every ModelRun needs a non-empty name.")
-        if len(set(names)) != len(names):
-            raise ValueError(f"ModelRun names must be unique, got {names}.")
-        for r in runs:
-            if r.task is None and r.initial_model is None and not callable(r.build):
-                raise ValueError(f"{r.name}: build must be a function returning a compiled model.")
+        self.recipe: RunRecipe | None = None
+        if isinstance(runs, RunRecipe):  # the runs are made in the job's slot (``_build_recipe``)
+            self.recipe, planned, runs = runs, list(runs.planned()), []
+            _check_names([p.name for p in planned])
+        else:
+            _check_runs(runs)
+            planned = [PlannedRun(r.name, 0, r.unit) for r in runs]
         self.runs = list(runs)
         self.gate = gate
         self.budget = budget
@@ -682,6 +730,7 @@ class TrainingJob(QueuedJob):
         self.job_id = job_id or uuid.uuid4().hex
         self.models: dict[str, "keras.Model"] = {}
         self.artifacts: dict[str, Any] = {}  # arrays returned by ModelRun.evaluate, as "<model>/<name>"
+        self.extra: dict[str, Any] = {}  # plain data for the run's extra, made in the slot (a recipe's)
         self._fitting: "keras.Model | None" = None  # the model inside fit() right now
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
@@ -697,7 +746,9 @@ class TrainingJob(QueuedJob):
             label=label,
             owner=owner,
             created_at=time.time(),
-            models={r.name: ModelProgress(name=r.name) for r in runs},
+            models={p.name: ModelProgress(name=p.name, unit=p.unit, epochs=min(p.epochs, budget.max_epochs),
+                                          requested_epochs=p.epochs)
+                    for p in planned},
         )
         for r in runs:  # planned epochs for display before the job starts
             mp = self._progress.models[r.name]
@@ -822,7 +873,9 @@ class TrainingJob(QueuedJob):
                 self._progress.device = info.label
             import keras
 
-            keras.utils.set_random_seed(self.seed)
+            if self.recipe is not None:
+                self._build_recipe()
+            keras.utils.set_random_seed(self.seed)  # after the recipe: a base built or cached gives the same run
             for run in self.runs:
                 reason = self._check_budget()
                 if reason is not None:
@@ -846,6 +899,24 @@ class TrainingJob(QueuedJob):
         finally:
             _CURRENT.job = None
             self.gate.release(self.job_id)
+
+    def _build_recipe(self) -> None:
+        """Make the recipe's runs here, in the slot, reporting as the first model's phase."""
+        first = next(iter(self._progress.models))
+        with self._lock:
+            self._progress.current = first
+            self._progress.models[first].state = "running"
+        self.report_phase("preparing the data", 0, 0)
+        built = self.recipe.build()
+        _check_runs(built.runs)
+        names, planned = [r.name for r in built.runs], list(self._progress.models)
+        if names != planned:
+            raise ValueError(f"The recipe planned {planned} but made {names}.")
+        with self._lock:
+            self.runs = list(built.runs)
+            self.artifacts.update(built.arrays)
+            self.extra.update(built.extra)
+            self._progress.models[first].phase = ""
 
     def _finish(self, state: str) -> None:
         with self._lock:
@@ -899,14 +970,15 @@ class TrainingJob(QueuedJob):
         if run.task is not None:
             self._run_task(run)
             return
+        with self._lock:
+            self._progress.models[run.name].state = "running"
+            self._progress.current = run.name
+        if run.prepare is not None:  # before the fit's plan: it may make the fit's data (extracted features)
+            run.prepare()  # outside the build lock: may take minutes (feature extraction); reports a phase
         plan = _plan_fit(run, self.budget)
         with self._lock:
             mp = self._progress.models[run.name]
-            mp.state = "running"
             mp.epochs, mp.requested_epochs, mp.steps = plan.epochs, plan.requested_epochs, plan.steps
-            self._progress.current = run.name
-        if run.prepare is not None:
-            run.prepare()  # outside the build lock: may take minutes (feature extraction); reports a phase
         if run.initial_model is not None:
             model = run.initial_model
         else:

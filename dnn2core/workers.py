@@ -4,7 +4,8 @@ Why: a fit inside the Streamlit process shares its GIL with every page a learner
 TensorFlow keeps a few MB of every traced model for good (measured: +5.6 MB per ``model.fit`` with
 gc and ``malloc_trim``), so a class's runs would grow the server for ever. A worker is a spawned
 process that imports TensorFlow once (it starts warm, before the first job), trains one job at a
-time, writes the finished run into the run store itself, and is replaced by a fresh one after
+time (its runs, or a ``RunRecipe`` it makes them from: cats vs dogs decodes its photos, loads its
+pretrained base and extracts features here, never in the web process), writes the finished run into the run store itself, and is replaced by a fresh one after
 ``DNN2_WORKER_MAX_JOBS`` jobs or when its memory passes ``DNN2_WORKER_MAX_MB``.
 
 The web process keeps the queue (``JobGate``, so learners see an honest place in line) and one
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from dnn2core.device import process_rss_mb
 from dnn2core.env import env_number
-from dnn2core.training import STOP_USER, Budget, JobGate, JobProgress, ModelRun, QueuedJob, default_max_jobs
+from dnn2core.training import STOP_USER, Budget, JobGate, JobProgress, ModelRun, QueuedJob, RunRecipe, default_max_jobs
 
 if TYPE_CHECKING:  # pragma: no cover
     from multiprocessing.connection import Connection
@@ -80,7 +81,7 @@ class _JobOrder:
     owner: str  # the registry's store owner: the worker writes the run under it
     store_path: str
     store_max_bytes: int
-    runs: bytes  # the pickled ModelRun list
+    runs: bytes  # the pickled ModelRun list, or a RunRecipe the worker makes them from
     budget: Budget
     seed: int
     label: str
@@ -160,7 +161,7 @@ def _train_order(conn: "Connection", order: _JobOrder, retire: Any) -> bool:
     snap.process = os.getpid()
     try:
         store = RunStore(order.store_path, max_bytes=order.store_max_bytes)
-        persist_job(store, order.key, order.owner, snap, job.models, job.artifacts)
+        persist_job(store, order.key, order.owner, snap, job)
         stored = True
     except BaseException as exc:  # noqa: BLE001
         logger.exception("Worker could not store job %s", order.key)
@@ -303,7 +304,7 @@ class RemoteJob(QueuedJob):
     itself: ``stored`` says it did, so the registry only records a worker that died.
     """
 
-    def __init__(self, runs: list[ModelRun], *, pool: WorkerPool, gate: JobGate, budget: Budget, seed: int,
+    def __init__(self, runs: "list[ModelRun] | RunRecipe", *, pool: WorkerPool, gate: JobGate, budget: Budget, seed: int,
                  session: str, label: str, key: str, owner: str, store_path: str, store_max_bytes: int) -> None:
         from dnn2core.training import TrainingJob
 
@@ -319,6 +320,7 @@ class RemoteJob(QueuedJob):
         self.store_path, self.store_max_bytes = store_path, store_max_bytes
         self.models: dict = {}  # never in this process: the finished run's models are read from the store
         self.artifacts: dict[str, Any] = {}
+        self.extra: dict[str, Any] = {}  # made in the worker, which stores it with the run
         self.stored = False
         self.worker_pid: int | None = None
         self._lock = threading.Lock()

@@ -1,7 +1,9 @@
-"""Pretrained bases shared by every page and session (cats/dogs, Inside the network).
+"""Pretrained bases for the pages (cats/dogs, Inside the network).
 
-The ImageNet base of each architecture lives in its own cache, keyed by where its weights are,
-so a learner's typed weights file (a second, one-entry cache) can never evict it.
+Which weights: decided here without building anything (``pretrained.choose_weights``); the ImageNet
+choice of each architecture is remembered per server, keyed by where its weights are. The base
+itself is built only where it is used: by the worker that trains a run, and in this process only
+for a page that runs it (a learner's photo, Inside the network), once (``pretrained.cached_base``).
 """
 
 from __future__ import annotations
@@ -12,27 +14,31 @@ from dnn2core import pretrained, uploads
 from dnn2ui import uploads_ui
 
 
-@st.cache_resource(max_entries=2 * len(pretrained.BASES), show_spinner="Loading the pretrained base (once per server)…")
-def _imagenet(arch: str, where: str):
-    return pretrained.load_base(arch, "imagenet")
+@st.cache_resource(max_entries=2 * len(pretrained.BASES), show_spinner="Looking for the pretrained weights…")
+def _imagenet(arch: str, where: str) -> pretrained.WeightsChoice:
+    return pretrained.choose_weights(arch, "imagenet")  # downloads once when missing and allowed
 
 
-def imagenet_base(arch: str):
-    """(frozen base, WeightsInfo) with ImageNet weights, or random ones with the reason; shared, read-only."""
+def imagenet_choice(arch: str) -> pretrained.WeightsChoice:
+    """The ImageNet weights of ``arch`` on this server, or random ones with the reason."""
     path, _, _ = pretrained.find_weights(arch)
     return _imagenet(arch, str(path) if path is not None else f"missing:{pretrained.keras_models_dir()}")
 
 
-@st.cache_resource(max_entries=1, show_spinner="Loading your weights file…")
-def _typed(arch: str, typed: str, resolved: str, mtime_ns: int, session_dir: str):
-    return pretrained.load_base(arch, typed, roots=uploads.allowed_roots(session_dir or None))
-
-
-def typed_base(arch: str, typed: str):
-    """(frozen base, WeightsInfo) from a weights file the learner typed; UploadError when the path is
-    not allowed or not found (the caller falls back to the ImageNet base)."""
+def typed_choice(arch: str, typed: str) -> pretrained.WeightsChoice:
+    """The weights file a learner typed; UploadError when the path is not allowed or not found (the
+    caller falls back to the ImageNet choice)."""
     roots = uploads_ui.roots()
-    path, _ = uploads.resolve_server_path(typed, roots, want="file")
-    session = uploads_ui.session_folder(create=False)
-    return _typed(arch, typed.strip(), str(path), path.stat().st_mtime_ns,
-                  str(session.path) if session is not None else "")
+    uploads.resolve_server_path(typed, roots, want="file")
+    return pretrained.choose_weights(arch, typed.strip(), roots=roots)
+
+
+def base(choice: pretrained.WeightsChoice):
+    """(frozen base, WeightsInfo), built once in this process and shared read-only."""
+    with st.spinner(f"Loading {choice.info.label} (once per server)…"):
+        return pretrained.cached_base(choice)
+
+
+def imagenet_base(arch: str):
+    """(frozen base, WeightsInfo) with ImageNet weights, or random ones with the reason; shared, read-only."""
+    return base(imagenet_choice(arch))

@@ -37,17 +37,6 @@ def scanned(path: str, name: str):
     return cd.scan_layout(path, name=name)
 
 
-@st.cache_resource(max_entries=3, show_spinner=False)
-def prepared(_folder: cd.CatsDogsFolder, digest: str, size: int, n_train: int, n_val: int):
-    """Checked and decoded images, once per server for each image set (by content fingerprint) and choice."""
-    return cd.prepare(_folder, size, n_train, n_val)
-
-
-@st.cache_resource(max_entries=4, show_spinner=False)
-def feature_store(arch: str, weights: str, digest: str, size: int, n_train: int, n_val: int):
-    return cd.FeatureStore(arch, size, n_train, n_val)
-
-
 @st.cache_resource(max_entries=4, show_spinner="Building the models for their summaries…")
 def summaries(size: int, deeper: bool):
     scratch = cd.build_catsdogs_scratch((size, size, 3), deeper=deeper)
@@ -178,24 +167,23 @@ spec = cd.RunSpec(approaches=tuple(approaches), image_size=int(size), epochs=int
                   batch_size=int(batch_size), deeper=bool(deeper), scratch_augmentation=bool(scratch_aug),
                   dropout=float(dropout), fast_path=bool(fast), frozen_augmentation=bool(frozen_aug), seed=int(seed))
 archs = sorted({"vgg16" if a.startswith("VGG16") else "mobilenet_v2" for a in approaches if a != "From scratch"})
-weights_for, base_for = {}, {}
+choices = {}  # arch -> which weights its base gets; the base itself is loaded where the run trains
 for arch in archs:
     typed = typed_weights.strip() if arch == "vgg16" else ""
     try:
-        base_for[arch] = shared_bases.typed_base(arch, typed) if typed else shared_bases.imagenet_base(arch)
-    except ValueError as exc:  # UploadError: not allowed or not there; the shared ImageNet base is used
+        choices[arch] = shared_bases.typed_choice(arch, typed) if typed else shared_bases.imagenet_choice(arch)
+    except ValueError as exc:  # UploadError: not allowed or not there; the ImageNet weights are used
         st.error(f"Weights file: {exc}")
-        base_for[arch] = shared_bases.imagenet_base(arch)
-    base, info = base_for[arch]
-    weights_for[arch] = f"{info.source}:{info.location}:{id(base)}"  # the feature cache's key: these very weights
+        choices[arch] = shared_bases.imagenet_choice(arch)
+    info = choices[arch].info
     if info.pretrained:
         st.success(f"{info.label}, from {info.location}.", icon="✅")
     else:
         st.warning(f"**{info.label}.** {info.message} Runs still train and are labelled '(random weights)': "
                    "they show the architecture and the timing, not the accuracy of transfer learning.")
 
-weights_words = {a: f"{base_for[a][1].source}:{int(base_for[a][1].pretrained)}:{typed_weights.strip() if a == 'vgg16' else ''}"
-                 for a in archs}
+weights_words = {a: f"{choices[a].info.source}:{int(choices[a].info.pretrained)}:"
+                    f"{typed_weights.strip() if a == 'vgg16' else ''}" for a in archs}
 settings = {"models": list(approaches), "seed": int(seed), "size": int(size), "n": int(n_train), "nval": int(n_val),
             "epochs": int(epochs), "ftepochs": int(ft_epochs), "batch": int(batch_size), "deeper": bool(deeper),
             "aug": bool(scratch_aug), "dropout": float(dropout), "fast": bool(fast), "faug": bool(frozen_aug),
@@ -205,18 +193,11 @@ run_spec = runs.RunSpec(PAGE, settings, data=folder.digest if folder is not None
 
 
 def make_runs():
-    """Decode the images (once per server for these settings), then plan the chosen approaches."""
-    with st.spinner("Checking and decoding the images (once per server for these settings)…"):
-        prep = prepared(folder, folder.digest, int(size), int(n_train), int(n_val))
-    stores = {}
-    if fast and not frozen_aug and prep.in_memory:
-        for a in archs:
-            if cd.FeatureStore.nbytes(a, size, len(prep.y_train) + len(prep.y_val)) <= cd.MAX_IN_MEMORY_BYTES:
-                stores[a] = feature_store(a, weights_for[a], folder.digest, int(size), len(prep.y_train),
-                                          len(prep.y_val))
-    plan = cd.make_plan(spec, prep, {a: base_for[a] for a in archs}, stores)
-    sample = cd.validation_sample(prep, 64)  # for Inside the network: a few images the models were scored on
-    return plan.runs, {"kinds": plan.kinds, "notes": plan.notes, "report": prep.report.summary()}, sample
+    """The job as a recipe: the worker that trains it decodes the images, loads the bases and
+    extracts (or reads) the cached features; this process only says what it will show."""
+    recipe = cd.CatsDogsRecipe(folder, spec, int(n_train), int(n_val), tuple(choices[a] for a in archs),
+                               str(cd.features_root(live.registry().store.root)) if fast else "")
+    return recipe, recipe.describe()
 
 
 tab_train, tab_results, tab_models, tab_photo, tab_code, tab_why = st.tabs(
@@ -332,8 +313,9 @@ with tab_photo:
                 probs = {}
                 for name in result_run.model_names:
                     arch = cd.arch_of(name)
+                    head_only = kinds.get(name) == "frozen (cached features)" and arch in choices
                     predict = cd.stored_predictor(kinds.get(name, "scratch"), result_run.models[name],
-                                                  base_for[arch][0] if arch in base_for else None, arch)
+                                                  shared_bases.base(choices[arch])[0] if head_only else None, arch)
                     probs[name] = float(predict(x)[0])
                 c1, c2 = st.columns([1, 2])
                 c1.image(x[0], caption=f"As the models see it ({size}x{size})")

@@ -331,7 +331,10 @@ def test_lighter_base_sits_next_to_vgg16(tmp_path):
                                          "mobilenet_v2": (mobile, pretrained.WeightsInfo("mobilenet_v2", False, "random"))})
     assert [r.name for r in plan.runs] == ["VGG16 frozen (random weights)", "MobileNetV2 frozen (random weights)"]
     assert set(plan.stores) == {"vgg16", "mobilenet_v2"}
-    assert plan.stores["mobilenet_v2"].x_train.shape == (n, 2, 2, 1280)
+    store = plan.stores["mobilenet_v2"]
+    assert (store.n_train, *store.shape) == (n, 2, 2, 1280) and not store.ready
+    with pytest.raises(ValueError, match="not been extracted"):
+        store.x_train
     with pytest.raises(ValueError, match="MobileNetV2 base"):
         cd.make_plan(spec, prepared, {"vgg16": (vgg, random)})
 

@@ -7,7 +7,9 @@ import os
 import pickle
 import signal
 import time
+from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from dnn2core import data, experiments
@@ -239,3 +241,67 @@ def test_a_job_abandoned_in_the_queue_leaves_it_and_says_why(mnist, pool, kind):
     assert snap.queue_position is None and gate.waiting() == []
     assert gate.running() == ["someone else"]  # the job never took a slot
     gate.release("someone else")
+
+
+def test_cats_vs_dogs_trains_in_a_worker_and_its_features_are_cached_on_disk(tmp_path, pool, monkeypatch):
+    """The page sends a recipe: the worker decodes the photos, loads the base and extracts the features;
+    this process (the web process) decodes nothing and loads no base, and the next job reads the
+    features from disk instead of extracting them again."""
+    from conftest import shared_data
+
+    from dnn2core import catsdogs as cd
+    from dnn2core import pretrained
+
+    root = shared_data("cats_and_dogs")
+    monkeypatch.setenv("DNN2_DATA_DIR", str(root.parent))
+    folder = cd.find_local_folder()
+    choice = pretrained.choose_weights("vgg16", "imagenet", download=False)  # no weights here: random, labelled
+    features = tmp_path / "features"
+    reg = JobRegistry(RunStore(tmp_path / "w"), JobGate(1), pool=pool)
+    spec = cd.RunSpec(approaches=("From scratch", "VGG16 frozen", "VGG16 fine-tuned"), image_size=64, epochs=1,
+                      finetune_epochs=1, batch_size=16)
+
+    def start(seed: int):
+        recipe = cd.CatsDogsRecipe(folder, replace(spec, seed=seed), 24, 12, (choice,), str(features))
+        assert len(pickle.dumps(recipe)) < 300_000  # paths and settings, never images
+        run_spec = RunSpec("cats_dogs", {"seed": seed}, data=folder.digest, version=1)
+        view, started = reg.start(run_spec, lambda: (recipe, recipe.describe()), budget=Budget(), seed=seed,
+                                  label="t", session="learner")
+        assert started and isinstance(view.job, RemoteJob)
+        names = list(view.job.snapshot().models)
+        assert names == ["From scratch", "VGG16 frozen (random weights)", "VGG16 fine-tuned (random weights)"]
+        record = reg.wait(run_spec.key, 300)
+        assert record.state == "done", record.message
+        return reg.view(run_spec.key), record
+
+    view, record = start(0)
+    frozen = "VGG16 frozen (random weights)"
+    assert record.extra["kinds"][frozen] == "frozen (cached features)"
+    assert "24" in record.extra["report"] or "36" in record.extra["report"]  # the worker's decoding report
+    snap = view.snapshot()
+    assert snap.models[frozen].results["extract_seconds"] > 0 and snap.process not in (0, os.getpid())
+    assert view.artifacts()["sample/x"].shape == (12, 64, 64, 3)  # validation images for Inside the network
+    sets = [d for d in features.iterdir() if d.is_dir()]
+    assert len(sets) == 1 and np.load(sets[0] / "train.npy").shape == (24, 2, 2, 512)
+    assert view.models[frozen].count_params() == 2 * 2 * 512 + 1  # the head alone is stored
+
+    view2, _ = start(1)
+    assert view2.snapshot().models[frozen].results["extract_seconds"] == 0.0  # read from disk
+    assert not cd._PREPARED and not pretrained._LOADED  # nothing decoded or loaded in this process
+
+
+def test_the_batch_attack_runs_in_a_worker(tmp_path, pool):
+    from test_adversarial import pixel_switch_model
+
+    from dnn2core import adversarial
+
+    task = adversarial.batch_task(pixel_switch_model({(2, 1, 0): 1}), np.zeros((3, 4, 4, 1), np.float32), [0, 0, 0],
+                                  adversarial.AttackSettings(1, 20, 30, seed=0))
+    reg = JobRegistry(RunStore(tmp_path / "w"), JobGate(1), pool=pool)
+    spec = RunSpec("inside", {"part": "batch", "seed": 0}, version=1)
+    view, _ = reg.start(spec, lambda: [ModelRun("One-pixel attack", None, {}, task=task, unit="image")],
+                        budget=Budget(), seed=0, label="t", session="learner")
+    assert isinstance(view.job, RemoteJob)
+    assert reg.wait(spec.key, 120).state == "done"
+    result = reg.view(spec.key).snapshot().models["One-pixel attack"].results
+    assert result["summary"]["attacked"] == 3 and result["summary"]["successes"] == 3
