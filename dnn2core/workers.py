@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -179,6 +180,30 @@ def _train_order(conn: "Connection", order: _JobOrder, retire: Any) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
+_MAIN_LOCK = threading.Lock()
+
+
+class _plain_main:
+    """Start a spawned process without the app's script as its ``__main__``.
+
+    Why: while Streamlit runs a page it puts the script (app.py) in ``sys.modules["__main__"]``, and a
+    spawned child re-runs its parent's main file before it starts working. Every worker used to run
+    the whole app once at start (with "missing ScriptRunContext" warnings in the server log). For the
+    instant of ``start()`` the child is told that ``__main__`` is a bare module."""
+
+    def __enter__(self) -> None:
+        import types
+
+        _MAIN_LOCK.acquire()
+        self.saved = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.saved is not None:
+            sys.modules["__main__"] = self.saved
+        _MAIN_LOCK.release()
+
+
 class _Worker:
     """One worker process and its pipe, as the pool sees it."""
 
@@ -187,7 +212,8 @@ class _Worker:
         self.conn = parent
         self.process = ctx.Process(target=_worker_main, args=(child, max_jobs, max_mb, nice), name="dnn2-worker",
                                    daemon=True)
-        self.process.start()
+        with _plain_main():
+            self.process.start()
         child.close()
         self.pid = self.process.pid
         self.device = ""

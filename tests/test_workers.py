@@ -305,3 +305,24 @@ def test_the_batch_attack_runs_in_a_worker(tmp_path, pool):
     assert reg.wait(spec.key, 120).state == "done"
     result = reg.view(spec.key).snapshot().models["One-pixel attack"].results
     assert result["summary"]["attacked"] == 3 and result["summary"]["successes"] == 3
+
+
+def test_a_worker_does_not_run_the_app_script_it_was_started_from(tmp_path, monkeypatch):
+    """Streamlit puts app.py in sys.modules["__main__"] while a page runs; a spawned worker must not
+    execute it again (it used to run the whole app at start)."""
+    import sys
+    import types
+
+    marker = tmp_path / "ran"
+    script = tmp_path / "app.py"
+    script.write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    fake = types.ModuleType("__main__")
+    fake.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", fake)
+    pool = WorkerPool(1)
+    try:
+        worker = pool.lease()
+        assert worker.wait_ready(__import__("threading").Event(), 120)
+    finally:
+        pool.close()
+    assert sys.modules["__main__"] is fake and not marker.exists()
