@@ -3,10 +3,16 @@
 
 Reports, per server configuration (``workers``: fit() in a worker process; ``threads``:
 DNN2_WORKERS=0, fit() in a thread of the web process), learners served per minute (first press to
-the last result on screen), the per-job training time (median, from the run store) and the
-slowest learner's wait. Configurations alternate round by round; both servers are up throughout.
+the last result on screen), the per-job training time (median, from the run store), the slowest
+learner's wait, and how much the web process grew (its RSS after the bursts against after the
+first page load: what it keeps of the class's training). Configurations alternate round by round;
+both servers are up throughout.
+
+``--page cats`` runs the class on cats vs dogs (from scratch and a frozen VGG16 on 200 real photos at
+64 px): there the worker also decodes the photos, loads the base and extracts the features.
 
 Usage: DNN2_DATA_DIR=../shared/data .venv/bin/python bench/bench_class_seeds.py [--learners 30] [--rounds 1]
+       [--page mnist|cats]
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-from harness import _IDLE_JS, Server, launch_browser  # noqa: E402
+from harness import _IDLE_JS, Server, launch_browser, rss_mb  # noqa: E402
 
 FINISHED = re.compile(r"Finished in")
-LINK = "/mnist?n=1000&epochs=2&models=Dense&seed={seed}"
+LINKS = {"mnist": "/mnist?n=1000&epochs=2&models=Dense&seed={seed}",
+         "cats": "/cats_dogs?models=From+scratch,VGG16+frozen&size=64&n=200&nval=100&epochs=2&seed={seed}"}
 CONFIGS = {"workers": {}, "threads": {"DNN2_WORKERS": "0"}}
 
 
@@ -36,11 +43,11 @@ def job_seconds(srv: Server) -> list[float]:
     return [f - s for s, f in rows if f and s]
 
 
-def burst(browser, srv: Server, learners: int, first_seed: int, timeout: float) -> dict:
+def burst(browser, srv: Server, link: str, learners: int, first_seed: int, timeout: float) -> dict:
     contexts = [browser.new_context(viewport={"width": 1300, "height": 900}) for _ in range(learners)]
     pages = [c.new_page() for c in contexts]
     for i, p in enumerate(pages):
-        p.goto(srv.url + LINK.format(seed=first_seed + i), wait_until="commit")
+        p.goto(srv.url + link.format(seed=first_seed + i), wait_until="commit")
     for p in pages:
         p.wait_for_function(_IDLE_JS, timeout=timeout * 1000, polling=250)
     pressed = {}
@@ -69,7 +76,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=1200)
     ap.add_argument("--configs", default="workers,threads")
+    ap.add_argument("--page", choices=sorted(LINKS), default="mnist")
     args = ap.parse_args()
+    link = LINKS[args.page]
     from playwright.sync_api import sync_playwright
 
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
@@ -83,26 +92,29 @@ def main() -> None:
         for srv in servers.values():
             ctx = browser.new_context()
             warm = ctx.new_page()
-            warm.goto(srv.url + "/mnist", wait_until="commit")
+            warm.goto(srv.url + link.split("?")[0], wait_until="commit")
             warm.wait_for_function(_IDLE_JS, timeout=300_000, polling=250)
             ctx.close()
+        rss0 = {c: rss_mb(srv.proc.pid) for c, srv in servers.items()}
         seed = 100
         for r in range(args.rounds):
             for config, srv in servers.items():
-                res = burst(browser, srv, args.learners, seed, args.timeout)
+                res = burst(browser, srv, link, args.learners, seed, args.timeout)
                 seed += args.learners
                 results[config].append(res)
                 print(f"round {r + 1} {config}: {res}", flush=True)
         per_job = {c: job_seconds(srv) for c, srv in servers.items()}
+        grew = {c: rss_mb(srv.proc.pid) - rss0[c] for c, srv in servers.items()}
         browser.close()
+    print(f"page: {args.page}")
     print("| server | learners served | learners per minute | per-job training time, median (s) | "
-          "slowest learner's wait (s) |\n|---|---:|---:|---:|---:|")
+          "slowest learner's wait (s) | web process grew (MB) |\n|---|---:|---:|---:|---:|---:|")
     for config in configs:
         rs = results[config]
         print(f"| {config} | {sum(r['served'] for r in rs)}/{args.learners * len(rs)} | "
               f"{statistics.median(r['per_min'] for r in rs):.1f} | "
               f"{statistics.median(per_job[config]) if per_job[config] else float('nan'):.1f} | "
-              f"{statistics.median(r['slowest'] for r in rs):.1f} |")
+              f"{statistics.median(r['slowest'] for r in rs):.1f} | {grew[config]:+.0f} |")
 
 
 if __name__ == "__main__":

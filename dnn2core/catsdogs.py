@@ -1171,6 +1171,14 @@ class CatsDogsRecipe:
                          extra={"kinds": plan.kinds, "notes": plan.notes, "report": prep.report.summary()})
 
 
+def recipe_for(folder: CatsDogsFolder, spec: RunSpec, n_train: int, n_val: int,
+               weights: Iterable[WeightsChoice] = (), features: str = "") -> CatsDogsRecipe:
+    """The job's recipe, carrying only the images it uses: a 25,000-photo folder's list stays out of
+    every job's message (the folder's fingerprint still keys the caches)."""
+    chosen = replace(folder, train=folder.train.balanced(n_train), validation=folder.validation.balanced(n_val))
+    return CatsDogsRecipe(chosen, spec, int(n_train), int(n_val), tuple(weights), features)
+
+
 def resize_photo(image: np.ndarray, image_size: int) -> np.ndarray:
     """A learner's photo as the models see it: RGB, resized like the training images (uint8)."""
     import tensorflow as tf

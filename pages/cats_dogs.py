@@ -195,8 +195,8 @@ run_spec = runs.RunSpec(PAGE, settings, data=folder.digest if folder is not None
 def make_runs():
     """The job as a recipe: the worker that trains it decodes the images, loads the bases and
     extracts (or reads) the cached features; this process only says what it will show."""
-    recipe = cd.CatsDogsRecipe(folder, spec, int(n_train), int(n_val), tuple(choices[a] for a in archs),
-                               str(cd.features_root(live.registry().store.root)) if fast else "")
+    recipe = cd.recipe_for(folder, spec, int(n_train), int(n_val), [choices[a] for a in archs],
+                           str(cd.features_root(live.registry().store.root)) if fast else "")
     return recipe, recipe.describe()
 
 

@@ -252,8 +252,12 @@ def test_cats_vs_dogs_trains_in_a_worker_and_its_features_are_cached_on_disk(tmp
     from dnn2core import catsdogs as cd
     from dnn2core import pretrained
 
+    from collections import OrderedDict
+
     root = shared_data("cats_and_dogs")
     monkeypatch.setenv("DNN2_DATA_DIR", str(root.parent))
+    monkeypatch.setattr(cd, "_PREPARED", OrderedDict())  # other tests may have used this process's caches
+    monkeypatch.setattr(pretrained, "_LOADED", OrderedDict())
     folder = cd.find_local_folder()
     choice = pretrained.choose_weights("vgg16", "imagenet", download=False)  # no weights here: random, labelled
     features = tmp_path / "features"
@@ -262,8 +266,8 @@ def test_cats_vs_dogs_trains_in_a_worker_and_its_features_are_cached_on_disk(tmp
                       finetune_epochs=1, batch_size=16)
 
     def start(seed: int):
-        recipe = cd.CatsDogsRecipe(folder, replace(spec, seed=seed), 24, 12, (choice,), str(features))
-        assert len(pickle.dumps(recipe)) < 300_000  # paths and settings, never images
+        recipe = cd.recipe_for(folder, replace(spec, seed=seed), 24, 12, [choice], str(features))
+        assert len(recipe.folder.train) == 24 and len(pickle.dumps(recipe)) < 10_000  # the paths it uses, no images
         run_spec = RunSpec("cats_dogs", {"seed": seed}, data=folder.digest, version=1)
         view, started = reg.start(run_spec, lambda: (recipe, recipe.describe()), budget=Budget(), seed=seed,
                                   label="t", session="learner")
