@@ -16,7 +16,8 @@ lazily, inside functions). Pages only wire widgets to these functions.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -224,10 +225,9 @@ def build_small_dense(hidden: int = 64, optimizer: str = "sgd", learning_rate: f
     return model
 
 
-def _builder(hidden: int, optimizer: str, learning_rate: float | None):
-    def build():
-        return build_small_dense(hidden, optimizer, learning_rate)
-    return build
+def _builder(hidden: int, optimizer: str, learning_rate: float | None) -> Callable[[], Any]:
+    """The runs' build function, picklable (a partial of a module function): the runs train in a worker."""
+    return partial(build_small_dense, int(hidden), optimizer, learning_rate)
 
 
 def _batch(batch_size: int, n: int) -> int:
@@ -290,10 +290,7 @@ def early_stopping_runs(data: DigitData, *, max_epochs: int, patience: int, batc
     bs = _batch(batch_size, len(data.y_train))
     build = _builder(hidden, optimizer, learning_rate)
 
-    def evaluate(model, data=data, bs=bs):
-        loss, acc = model.evaluate(data.x_val, data.y_val, batch_size=bs, verbose=0)
-        return {"final_val_loss": float(loss), "final_val_accuracy": float(acc)}
-
+    evaluate = partial(_final_validation, x=data.x_val, y=data.y_val, batch_size=bs)
     base = dict(x=data.x_train, y=data.y_train, epochs=int(max_epochs), batch_size=bs,
                 validation_data=(data.x_val, data.y_val), shuffle=True)
     runs = [ModelRun("Early stopping", build, dict(base, callbacks=[early_stopping_callback(patience)]),
@@ -302,6 +299,12 @@ def early_stopping_runs(data: DigitData, *, max_epochs: int, patience: int, batc
         runs.append(ModelRun("All epochs", build, dict(base), evaluate=evaluate,
                              steps_per_execution=STEPS_PER_EXECUTION))
     return runs
+
+
+def _final_validation(model, *, x: np.ndarray, y: np.ndarray, batch_size: int) -> dict[str, float]:
+    """The validation loss and accuracy of the weights a run ends with (early stopping restores its best)."""
+    loss, acc = model.evaluate(x, y, batch_size=batch_size, verbose=0)
+    return {"final_val_loss": float(loss), "final_val_accuracy": float(acc)}
 
 
 def best_epoch(val_losses: Sequence[float]) -> int:

@@ -144,7 +144,7 @@ def test_runs_that_cannot_be_pickled_train_in_a_thread(tmp_path, pool):
 
 
 def test_each_training_page_sends_its_runs_to_a_worker(mnist):
-    """The runs of MNIST, house prices and forecasting pickle: they train out of the web process."""
+    """The runs of MNIST, house prices, forecasting and the tricks pickle: they train out of the web process."""
     from dnn2core import forecasting as fc
     from dnn2core import regression as reg_mod
 
@@ -159,6 +159,21 @@ def test_each_training_page_sends_its_runs_to_a_worker(mnist):
     series = experiments.sequences_series(fc.load_traffic().data, traffic)
     runs = experiments.sequences_runs(experiments.sequences_prepare(series, traffic), traffic)
     assert [r.name for r in pickle.loads(pickle.dumps(runs))] == ["Dense", "SimpleRNN", "LSTM"]
+    # the tricks of the trade: every trick's runs, early stopping's callback and evaluation included
+    from dnn2core import hierarchy
+    from dnn2core import tricks as tr
+
+    d = tr.digit_data(mnist, 200, 100, 0)
+    tricks = [tr.shuffling_runs(d, epochs=1, batch_size=32, with_keras_shuffle=True),
+              tr.early_stopping_runs(d, max_epochs=3, patience=1),
+              tr.prior_runs(tr.prior_setup(d, 3, 0.1), d, epochs=1),
+              hierarchy.hierarchy_runs(d, [[0, 6], [1, 7], [2, 3, 4, 5, 8, 9]], epochs=1, hidden=16,
+                                       learning_rate=1e-3, batch_size=32)]
+    for runs in tricks:
+        back = pickle.loads(pickle.dumps(runs))
+        assert [r.name for r in back] == [r.name for r in runs]
+    stop = pickle.loads(pickle.dumps(tricks[1]))[0]
+    assert stop.fit_kwargs["callbacks"][0].patience == 1 and stop.evaluate.func.__name__ == "_final_validation"
 
 
 def test_worker_settings_come_from_the_environment(monkeypatch):
