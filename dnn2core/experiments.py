@@ -144,6 +144,16 @@ def housing_runs(prep, settings: Mapping[str, Any]) -> list[ModelRun]:
                      cached_data=True)]
 
 
+BASELINES_RUN = "Five methods"
+
+
+def housing_baseline_runs(prep, seed: int, folds: int) -> list[ModelRun]:
+    """The five scikit-learn methods on the same split and toggles, as one task run (a worker fits them)."""
+    from dnn2core import regression as reg
+
+    return [ModelRun(BASELINES_RUN, None, {}, task=reg.BaselinesTask(prep, int(seed), int(folds)), unit="method")]
+
+
 # --------------------------------------------------------------------------------------------
 # Forecasting traffic (Video 6)
 # --------------------------------------------------------------------------------------------
@@ -193,6 +203,23 @@ def _sequences_evaluate(model, X: np.ndarray, Y: np.ndarray) -> dict:
     predicted = np.asarray(fc.predict(model, X), dtype=np.float32)
     s = fc.scores(predicted, Y)
     return {"val_mse": s["mse"], "val_mae": s["mae"], "val_forecasts": predicted}
+
+
+CLASSICAL_KEYS = ("gap", "policy", "agg", "hours", "h", "layout", "extras")  # what the classical model's fit reads
+
+
+def sequences_classical_settings(settings: Mapping[str, Any], choice: str) -> dict[str, Any]:
+    """The classical model's run settings: the series and windows it is scored on, and which model
+    (not the networks, epochs or seed: it is the same fit for all of them)."""
+    return {"part": "classical", "model": choice, **{k: settings[k] for k in CLASSICAL_KEYS}}
+
+
+def sequences_classical_runs(prep, choice: str) -> list[ModelRun]:
+    """The (S)ARIMA fit on the training part and its forecasts from every validation origin, as a task run."""
+    from dnn2core import forecasting as fc
+
+    task = fc.ArimaTask(prep.scaled, int(prep.fit_end), prep.origins_val, int(prep.f), choice)
+    return [ModelRun(choice, None, {}, task=task, unit="fit")]
 
 
 def sequences_runs(prep, settings: Mapping[str, Any]) -> list[ModelRun]:

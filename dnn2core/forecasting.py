@@ -706,6 +706,35 @@ def arima_forecasts(scaled: np.ndarray, fit_end: int, origins: np.ndarray, f: in
                        dict(zip(names, map(float, fitted.params))), converged)
 
 
+@dataclass(frozen=True)
+class ArimaTask:
+    """The classical model's fit as a job task (``ModelRun(task=...)``): a seasonal ARIMA takes seconds
+    of CPU per setting, so a worker fits it in a training slot, never the web process, and the run
+    store keeps it for the class (each setting is fitted once, and a reload keeps it)."""
+
+    scaled: np.ndarray
+    fit_end: int
+    origins: np.ndarray
+    f: int
+    choice: str
+
+    def __call__(self, job: Any, name: str) -> dict[str, Any]:
+        order, seasonal = ARIMA_CHOICES[self.choice]
+        job.report_task(name, 0, 1)
+        res = arima_forecasts(self.scaled, self.fit_end, self.origins, self.f, order, seasonal)
+        job.report_task(name, 1, 1)
+        return {"forecasts": res.forecasts, "fit_hours": res.fit_hours, "fit_seconds": res.fit_seconds,
+                "filter_seconds": res.filter_seconds, "params": res.params, "converged": res.converged}
+
+
+def arima_from_task(choice: str, results: dict[str, Any], forecasts: np.ndarray) -> ArimaResult:
+    """The ``ArimaResult`` an ``ArimaTask`` run stored (its plain results and its forecasts array)."""
+    order, seasonal = ARIMA_CHOICES[choice]
+    return ArimaResult(np.asarray(forecasts), order, seasonal, int(results["fit_hours"]),
+                       float(results["fit_seconds"]), float(results["filter_seconds"]), dict(results["params"]),
+                       bool(results["converged"]))
+
+
 # ============================================================================ scoring
 
 

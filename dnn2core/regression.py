@@ -367,15 +367,21 @@ def make_baseline(name: str, seed: int = 0):
 
 
 def run_baselines(prep: Prepared, names: Sequence[str] = BASELINES, *, seed: int = 0,
-                  cv_folds: int = 0) -> pd.DataFrame:
+                  cv_folds: int = 0, progress: Callable[[int, int], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> pd.DataFrame:
     """Fit each method on the training rows, score it on the dev rows in dollars.
 
     Uses the same arrays as the network (so the standardise and log toggles apply to all).
-    cv_folds > 1 adds k-fold cross-validated MAE on the training rows (mean and spread)."""
+    cv_folds > 1 adds k-fold cross-validated MAE on the training rows (mean and spread).
+    ``progress`` gets (methods done, methods); ``should_stop`` is asked between methods."""
     from sklearn.model_selection import KFold
 
     rows = []
-    for name in names:
+    for i, name in enumerate(names):
+        if should_stop is not None and should_stop():
+            break
+        if progress is not None:
+            progress(i, len(names))
         model = make_baseline(name, seed)
         t0 = time.perf_counter()
         model.fit(prep.x_train, prep.y_train)
@@ -391,7 +397,26 @@ def run_baselines(prep: Prepared, names: Sequence[str] = BASELINES, *, seed: int
             row[f"{cv_folds}-fold CV MAE ($)"] = float(np.mean(maes))
             row["CV MAE spread ($)"] = float(np.std(maes))
         rows.append(row)
+    if progress is not None:
+        progress(len(rows), len(names))
     return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class BaselinesTask:
+    """The five methods as a job task (``ModelRun(task=...)``): fitted by a worker in a training slot,
+    not in the web process (random forest and boosting take seconds, ten folds of them a minute), and
+    kept in the run store, so a class fits each setting once and a reload keeps the table."""
+
+    prep: Prepared
+    seed: int = 0
+    cv_folds: int = 0
+
+    def __call__(self, job: Any, name: str) -> dict[str, Any]:
+        table = run_baselines(self.prep, seed=self.seed, cv_folds=self.cv_folds,
+                              progress=lambda i, n: job.report_task(name, i, n),
+                              should_stop=lambda: job.should_stop() is not None)
+        return {"rows": table.to_dict("records")}
 
 
 def with_network(table: pd.DataFrame, name: str, results: dict[str, float], seconds: float) -> pd.DataFrame:

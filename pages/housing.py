@@ -34,12 +34,6 @@ def fingerprint(df: pd.DataFrame) -> str:
     return experiments.housing_fingerprint(df)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def baselines(key: tuple, _prep, seed: int, folds: int) -> pd.DataFrame:
-    """The five methods for one data/seed/toggle setting: fitted once per server, shared by the class."""
-    return reg.run_baselines(_prep, seed=seed, cv_folds=folds)
-
-
 @st.cache_data(show_spinner="Reading your file…", max_entries=4)
 def uploaded(raw: bytes, name: str):
     return reg.read_housing_upload(raw, name)
@@ -180,15 +174,22 @@ with tab_compare:
     c1, c2 = st.columns([1, 3])
     folds = url.select_slider("cv", "k-fold cross-validation on the training rows", [0, 3, 5, 10], 0, where=c2,
                               format_func=lambda k: "off" if k == 0 else f"{k} folds")
-    fitted = st.session_state.setdefault("housing.fitted", set())  # which settings this learner asked for
-    baseline_key = (spec.data, spec.secret, int(seed), drop_id, standardise, log_target, int(folds))
-    if c1.button("Fit the five methods", key="housing.baselines_go"):
-        fitted.add(baseline_key)
-    if baseline_key not in fitted:
-        st.info("Press **Fit the five methods** (a few seconds; more with cross-validation).")
+    # a job like a training: a worker fits them, the run store keeps them for the class and a reload
+    base_spec = runs.RunSpec(PAGE, {"part": "baselines", "seed": int(seed), "noid": drop_id, "std": standardise,
+                                    "log": log_target, "cv": int(folds)}, data=spec.data, version=1, secret=spec.secret)
+    with c1:
+        fit_run = live.run_panel("housing.baselines", base_spec,
+                                 lambda: experiments.housing_baseline_runs(prep, int(seed), int(folds)),
+                                 budget=experiments.housing_budget(), seed=int(seed), metrics=(),
+                                 start_label="Fit the five methods", label=f"five methods · seed {seed}"
+                                 + (f" · {folds}-fold CV" if folds else ""))
+    rows = (fit_run.snapshot().models[experiments.BASELINES_RUN].results.get("rows")
+            if fit_run is not None and fit_run.done else None)
+    if not rows:
+        st.info("Press **Fit the five methods** (a few seconds; more with cross-validation). They are fitted in "
+                "the training queue, once for the whole class.")
     else:
-        with st.spinner("Fitting…"):
-            table = baselines(baseline_key, prep, int(seed), int(folds))
+        table = pd.DataFrame(rows)
         if run is not None and run.done and "dev_mae" in run.snapshot().models.get("Network", _NO_RESULTS).results:
             mp = run.snapshot().models["Network"]
             table = reg.with_network(table, "Network (course)", mp.results, sum(mp.epoch_seconds))

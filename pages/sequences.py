@@ -56,12 +56,6 @@ def prepared(series: pd.Series, h: int, layout: str, extras: tuple[str, ...]):
     return fc.prepare(series, h=h, layout=layout, extras=extras)
 
 
-@st.cache_data(max_entries=8, show_spinner="Fitting the classical model on the training part…")
-def arima(scaled: np.ndarray, fit_end: int, origins: np.ndarray, f: int, choice: str):
-    order, seasonal = fc.ARIMA_CHOICES[choice]
-    return fc.arima_forecasts(scaled, fit_end, origins, f, order, seasonal)
-
-
 @st.cache_resource(show_spinner="Building the models…")
 def model_table(shape: tuple[int, int]) -> pd.DataFrame:
     rows = []
@@ -254,14 +248,23 @@ if res_run is not None:
             forecasts[name], kinds[name] = fcst, "network"
 for name, fcst in fc.baseline_forecasts(res_prep).items():
     forecasts[name], kinds[name] = fcst, "classical"
-arima_res = None
-try:
-    arima_res = arima(res_prep.scaled, res_prep.fit_end, res_prep.origins_val, res_prep.f, arima_choice)
-    forecasts[arima_res.label], kinds[arima_res.label] = arima_res.forecasts, "classical"
-except (ValueError, np.linalg.LinAlgError) as exc:
-    st.warning(f"The classical model could not be fitted here: {exc}")
 
 with tab_results:
+    # the classical model is fitted like a training: by a worker, once per setting for the whole class
+    arima_spec = runs.RunSpec(PAGE, experiments.sequences_classical_settings(settings, arima_choice), data=spec.data,
+                              version=1, secret=spec.secret)
+    arima_run = live.run_panel("sequences.arima", arima_spec,
+                               lambda: experiments.sequences_classical_runs(prep, arima_choice),
+                               budget=experiments.sequences_budget(), seed=0, metrics=(),
+                               start_label=f"Fit {arima_choice}", label=f"{arima_choice} · h={h} · {layout}")
+    arima_res = None
+    fitted = arima_run.snapshot().models.get(arima_choice) if arima_run is not None and arima_run.done else None
+    if fitted is not None and "fit_hours" in fitted.results:
+        arima_res = fc.arima_from_task(arima_choice, fitted.results, arima_run.artifacts()[f"{arima_choice}/forecasts"])
+        forecasts[arima_res.label], kinds[arima_res.label] = arima_res.forecasts, "classical"
+    elif arima_run is None:
+        st.caption(f"Press **Fit {arima_choice}** to add the classical model (a few seconds, in the training "
+                   "queue; once for the whole class).")
     if res_run is None:
         st.info("Train the networks to add them here; the classical baselines are already scored on the "
                 "validation windows they will face.")

@@ -64,7 +64,12 @@ def test_tiny_run_then_baselines_with_the_network_row(no_local_data):
     mine = {t["name"]: t["line"]["color"] for t in curve["data"] if not t["name"].startswith("Course")}
     assert mine["Network · train"] != mine["Network · validation"]
     assert not any(c["layout"]["title"]["text"] == "loss" for c in charts(at))
-    at.button(key="housing.baselines_go").click().run()
+    at.button(key="housing.baselines.start").click().run()
+    assert not at.exception, at.exception
+    [fit_key] = own_runs(at, "housing.baselines")  # a job in the queue, fitted by a worker
+    fitted = run_registry().wait(fit_key, 120)
+    assert fitted.state == "done" and fitted.settings["part"] == "baselines"
+    at.run()
     assert not at.exception, at.exception
     table = next(d.value for d in at.dataframe if "method" in d.value.columns)
     assert list(table["method"]) == ["Network (course)", *reg.BASELINES]
@@ -77,7 +82,7 @@ def test_tiny_run_then_baselines_with_the_network_row(no_local_data):
     assert "No feature scaling in the course pipeline" in text(at)
     # a toggle changes the URL and the code, never starts a run
     at.toggle(key="housing.log").set_value(True).run()
-    assert qp(at, "log") == "1" and len(run_registry().store.runs("housing", include_reference=False)) == 1
+    assert qp(at, "log") == "1" and len(run_registry().store.runs("housing", include_reference=False)) == 2
     assert "np.log(training_observations)" in " ".join(c.value for c in at.code)
 
 

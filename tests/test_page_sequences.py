@@ -57,8 +57,15 @@ def test_tiny_run_shows_curves_results_forecasts_and_gates(no_local_data):
     assert shapes.set_index("array")["shape"].to_dict()["dataX"] == "(470, 6, 1)"
     params = frame_with(at, "params (Keras)").set_index("model")["params (Keras)"].to_dict()
     assert params == {"Dense": 520, "SimpleRNN": 696, "LSTM": 1560}
-    # before training: the classical baselines are already in the table
+    # before training: the simple baselines are already in the table; the classical model is a job
+    assert list(frame_with(at, "val MSE")["method"]) == ["Persistence", "Seasonal naive"]
+    at.button(key="sequences.arima.start").click().run()
+    [fit_key] = own_runs(at, "sequences.arima")
+    fitted = run_registry().wait(fit_key, 120)
+    assert fitted.state == "done" and fitted.settings["part"] == "classical", fitted.message
+    at.run()
     assert list(frame_with(at, "val MSE")["method"]) == ["Persistence", "Seasonal naive", "ARIMA(2,0,1)"]
+    assert any("ARIMA(2,0,1): parameters estimated on the last" in c.value for c in at.caption)
 
     at.button(key="sequences.start").click().run()
     [key] = own_runs(at, "sequences")
@@ -93,11 +100,13 @@ def test_tiny_run_shows_curves_results_forecasts_and_gates(no_local_data):
 
     # settings never retrain; the course's 500 epochs are one click away and land in the link
     at.slider(key="sequences.window").set_value(5).run()
-    assert qp(at, "window") == "5" and len(run_registry().store.runs("sequences", include_reference=False)) == 1
+    stored = run_registry().store.runs("sequences", include_reference=False)
+    assert qp(at, "window") == "5" and len(stored) == 2  # the networks' run and the classical fit
+    assert sorted(r.settings.get("part", "networks") for r in stored) == ["classical", "networks"]
     at.button(key="sequences.course_epochs").click().run()
     assert at.select_slider(key="sequences.epochs").value == 500 and qp(at, "epochs") == "500"
     assert "epochs=500" in " ".join(c.value for c in at.code)
-    assert len(run_registry().store.runs("sequences", include_reference=False)) == 1
+    assert len(run_registry().store.runs("sequences", include_reference=False)) == 2  # nothing new trained
 
 
 def _csv(times, values, tcol="date_time", vcol="traffic_volume") -> bytes:
