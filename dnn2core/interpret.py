@@ -31,15 +31,16 @@ from dnn2core.env import env_number
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
-    from dnn2core.data import Provenance
-
 __all__ = [
     "array_digest",
     "check_image_classifier",
     "ClassifierCheck",
     "conv_layers",
+    "default_cnn_from",
+    "default_cnn_recipe",
     "default_mnist_cnn",
     "DefaultCnn",
+    "DefaultCnnRecipe",
     "exemplar_grid",
     "ExemplarSettings",
     "feature_maps",
@@ -100,40 +101,79 @@ class DefaultCnn:
     train_size: int
     epochs: int
     seed: int
-    provenance: "Provenance"
     description: str = field(default="")
 
 
-def default_mnist_cnn(seed: int = 0, train_size: int | None = None, epochs: int | None = None) -> DefaultCnn:
-    """Train the course's MNIST CNN briefly so the page works on a fresh, offline machine.
+DEFAULT_CNN_RUN = "CNN"
 
-    Uses whatever ``load_mnist`` finds (the embedded 5,000-digit sample at worst), at most
-    ``train_size`` digits (env ``DNN2_DEFAULT_CNN_TRAIN``, default 4,000) for ``epochs``
-    (env ``DNN2_DEFAULT_CNN_EPOCHS``, default 3), with a fixed seed: about 10 s on 2 CPU cores,
-    and accurate enough (~95%) that its filters, Grad-CAM and attacks are meaningful."""
-    import keras
 
-    from dnn2core import data, digits
-    from dnn2core.models import build_mnist_cnn
-    from dnn2core.training import BUILD_LOCK
+def _test_accuracy(model: "keras.Model", *, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    return {"test_accuracy": float(np.mean(predict_probs(model, x).argmax(axis=1) == y)), "test_size": int(len(y))}
 
+
+@dataclass(frozen=True)
+class DefaultCnnRecipe:
+    """The course's MNIST CNN, trained briefly so "Inside the network" works on a fresh, offline machine,
+    as a ``training.RunRecipe``: the worker that trains it loads the digits itself, and the run store
+    keeps the result for every learner (the web process never fits it)."""
+
+    seed: int = 0
+    train_size: int = 4000
+    epochs: int = 3
+
+    def planned(self) -> list:
+        from dnn2core.training import PlannedRun
+
+        return [PlannedRun(DEFAULT_CNN_RUN, self.epochs)]
+
+    def build(self):
+        from functools import partial
+
+        from dnn2core import data, digits
+        from dnn2core.models import build_mnist_cnn
+        from dnn2core.training import BuiltRuns, ModelRun
+
+        loaded = data.load_mnist()
+        split = digits.prepare(loaded.data, train_size=min(self.train_size, len(loaded.data.y_train)), seed=self.seed)
+        x_test, y_test = digits.as_input(split.x_test[:1000], "cnn"), split.y_test[:1000]
+        run = ModelRun(DEFAULT_CNN_RUN, build_mnist_cnn,
+                       dict(x=digits.as_input(split.x_train, "cnn"), y=split.y_train, epochs=self.epochs,
+                            batch_size=64, shuffle=True),
+                       evaluate=partial(_test_accuracy, x=x_test, y=y_test))
+        return BuiltRuns([run], extra={"train_size": int(len(split.y_train)), "digits": loaded.provenance.badge})
+
+
+def default_cnn_recipe(seed: int = 0, train_size: int | None = None, epochs: int | None = None) -> DefaultCnnRecipe:
+    """At most ``train_size`` digits (env ``DNN2_DEFAULT_CNN_TRAIN``, default 4,000) for ``epochs`` (env
+    ``DNN2_DEFAULT_CNN_EPOCHS``, default 3), with a fixed seed: about 10 s on 2 CPU cores, and accurate
+    enough (~95%) that its filters, Grad-CAM and attacks are meaningful."""
     train_size = int(train_size or env_number("DNN2_DEFAULT_CNN_TRAIN", 4000, whole=True, minimum=1))
     epochs = int(epochs or env_number("DNN2_DEFAULT_CNN_EPOCHS", 3, whole=True, minimum=1))
     if train_size < 10 or epochs < 1:
         raise ValueError("The default CNN needs at least 10 training digits and 1 epoch.")
-    loaded = data.load_mnist()
-    split = digits.prepare(loaded.data, train_size=min(train_size, len(loaded.data.y_train)), seed=seed)
-    keras.utils.set_random_seed(seed)
-    with BUILD_LOCK:
-        model = build_mnist_cnn()
-    model.fit(digits.as_input(split.x_train, "cnn"), split.y_train, epochs=epochs, batch_size=64,
-              shuffle=True, verbose=0)
-    x_test, y_test = split.x_test[:1000], split.y_test[:1000]
-    probs = predict_probs(model, digits.as_input(x_test, "cnn"))
-    accuracy = float(np.mean(probs.argmax(axis=1) == y_test))
-    text = (f"The course's CNN trained here for {epochs} epoch(s) on {len(split.y_train):,} digits "
-            f"(seed {seed}): {accuracy:.1%} on {len(y_test):,} test digits.")
-    return DefaultCnn(model, accuracy, len(split.y_train), epochs, seed, loaded.provenance, text)
+    return DefaultCnnRecipe(int(seed), train_size, epochs)
+
+
+def default_cnn_from(model: "keras.Model", results: dict, extra: dict, recipe: DefaultCnnRecipe) -> DefaultCnn:
+    """The trained default CNN with the words the page shows, from its run (stored or just trained)."""
+    n, acc = int(extra.get("train_size", recipe.train_size)), float(results["test_accuracy"])
+    text = (f"The course's CNN trained here for {recipe.epochs} epoch(s) on {n:,} digits (seed {recipe.seed}): "
+            f"{acc:.1%} on {int(results.get('test_size', 1000)):,} test digits.")
+    return DefaultCnn(model, acc, n, recipe.epochs, recipe.seed, text)
+
+
+def default_mnist_cnn(seed: int = 0, train_size: int | None = None, epochs: int | None = None) -> DefaultCnn:
+    """Train the default CNN here and now (tests, notebooks); the page has a worker train it (its recipe)."""
+    from dnn2core.training import Budget, JobGate, TrainingJob
+
+    recipe = default_cnn_recipe(seed, train_size, epochs)
+    job = TrainingJob(recipe, gate=JobGate(1), budget=Budget(), seed=recipe.seed)
+    job.start()
+    job.join()
+    snap = job.snapshot()
+    if snap.state != "done":
+        raise RuntimeError(f"The default CNN did not train: {snap.message or snap.state}")
+    return default_cnn_from(job.models[DEFAULT_CNN_RUN], snap.models[DEFAULT_CNN_RUN].results, job.extra, recipe)
 
 
 # --------------------------------------------------------------------------------------------

@@ -407,6 +407,40 @@ def start(page: str, spec: RunSpec, make_runs: Callable[[], list[ModelRun]], *, 
     return v
 
 
+SHARED_SESSION = "server"  # the owner of runs a page needs for everyone (a default model), not a learner's
+
+
+def shared_run(spec: RunSpec, make_runs: Callable[[], Any], *, budget: Budget, label: str,
+               timeout: float = 900.0) -> RunView | None:
+    """A run every learner needs (Inside the network's default CNN): trained once for the server by a
+    worker, in the queue like any run, while this page waits under a spinner; read from the store ever
+    after, by every session and after a restart. None, with the reason on the page, when it cannot
+    train now (trainings paused, the queue full, a failure)."""
+    reg = registry()
+    record = reg.store.get(spec.key)
+    if record is None or record.state != "done":
+        if trainings_paused(reg.store) and (record is None or not record.live):
+            st.error("⏸ Not trained: " + classroom.PAUSED_WORDS)
+            return None
+        try:
+            reg.start(spec, make_runs, budget=budget, seed=0, label=label, session=SHARED_SESSION,
+                      replace=record is not None and record.finished)
+        except (QueueFull, LearnerLimit, StoreError, ValueError) as exc:
+            st.error(str(exc))
+            return None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            record = reg.store.get(spec.key)
+            if record is None or record.finished:
+                break
+            store().watch(spec.key, session_id())  # a waiting page is a watcher: the run is not abandoned
+            time.sleep(0.5)
+    if record is None or record.state != "done":
+        st.error(f"{label} did not train: {(record.message if record else None) or 'it was stopped'}.")
+        return None
+    return reg.view(spec.key)
+
+
 def run_panel(page: str, spec: RunSpec, make_runs: Callable[[], list[ModelRun]], *, budget: Budget, seed: int,
               label: str, metrics: Sequence[str] = ("loss", "accuracy"), disabled: bool = False,
               reference: RunView | None = None, start_label: str = "Start training",

@@ -12,7 +12,6 @@ and Grad-CAM, exemplar grids) are kept per model, layer and image in this sessio
 change recomputes only what it changed; and the figures are built in one go, not with
 make_subplots, whose per-tile axis updates cost 2.4 s for a 16 x 9 exemplar grid."""
 
-import os
 import time
 from typing import Any, Callable
 
@@ -45,16 +44,24 @@ TABS = ("Filter exemplars", "Test the hypothesis", "Saliency & Grad-CAM", "One-p
 
 
 # ----------------------------------------------------------------------------- cached loaders
-@st.cache_resource(show_spinner="Training a small CNN on MNIST digits (first use on this server, about 10 s)…")
-def shared_default_cnn(seed: int, where: str, size: str, epochs: str) -> interpret.DefaultCnn:
-    """Shared read-only by every session: nobody trains or changes it after this.
-    Keyed by the data folder and the size settings, so a changed setting trains a new one."""
-    return interpret.default_mnist_cnn(seed)
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _stored_default_cnn(key: str, recipe: interpret.DefaultCnnRecipe) -> interpret.DefaultCnn:
+    """The stored default CNN, loaded once per process and shared read-only by every session."""
+    run = live.view(key)
+    name = interpret.DEFAULT_CNN_RUN
+    return interpret.default_cnn_from(run.models[name], run.snapshot().models[name].results, run.record.extra, recipe)
 
 
-def default_cnn() -> interpret.DefaultCnn:
-    return shared_default_cnn(0, str(data.data_dir()), os.environ.get("DNN2_DEFAULT_CNN_TRAIN", ""),
-                              os.environ.get("DNN2_DEFAULT_CNN_EPOCHS", ""))
+def default_cnn() -> interpret.DefaultCnn | None:
+    """The small CNN trained for this server (by a worker, once, kept in the run store); None with the
+    reason on the page when it cannot be trained now."""
+    recipe = interpret.default_cnn_recipe(0)
+    spec = runs.RunSpec("inside", {"part": "default_cnn", "train": recipe.train_size, "epochs": recipe.epochs,
+                                   "seed": recipe.seed}, data=str(data.data_dir()), version=1)
+    with st.spinner("Training a small CNN on MNIST digits (first use on this server, about 10 s in the training "
+                    "queue)…"):
+        run = live.shared_run(spec, lambda: recipe, budget=Budget.from_env(), label="The small MNIST CNN")
+    return _stored_default_cnn(run.key, recipe) if run is not None else None
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
@@ -115,7 +122,6 @@ def model_choices(own: interpret.ModelChoice | None) -> tuple[dict[str, interpre
     choices["default"] = interpret.ModelChoice(
         "default", "Small CNN trained here (MNIST)", None, "mnist", class_names=MNIST_NAMES,
         images=x_test, labels=y_test, images_note=f"{len(y_test):,} MNIST test digits")
-    loaders["default"] = lambda: default_cnn().model
     return choices, loaders
 
 
@@ -123,8 +129,8 @@ def model_identity(key: str) -> str:
     """What makes a chosen model itself, for run keys: the default CNN's training settings, or the
     run (reference or the learner's) that trained it, or an uploaded file's fingerprint."""
     if key == "default":
-        return "default:" + os.environ.get("DNN2_DEFAULT_CNN_TRAIN", "") + ":" + os.environ.get(
-            "DNN2_DEFAULT_CNN_EPOCHS", "") + ":" + str(data.data_dir().name)
+        recipe = interpret.default_cnn_recipe(0)
+        return f"default:{recipe.train_size}:{recipe.epochs}:{data.data_dir().name}"
     if key == "reference":
         ref = live.reference_run("mnist")
         return f"reference:{ref.key if ref else ''}"
@@ -295,10 +301,15 @@ def model_sidebar() -> tuple[str, interpret.ModelChoice, tuple[str, ...]]:
             choice = choices[model_key]
             if choice.kind == "vgg16":
                 choice.model = shared_bases.imagenet_base("vgg16")[0]  # the same shared base as the cats/dogs page
+            elif model_key == "default":
+                cnn = default_cnn()  # trained by a worker on first use, then read from the run store
+                if cnn is None:
+                    st.info("Choose another model meanwhile: the course's CNN needs no training here.")
+                    st.stop()
+                choice.model = cnn.model
+                st.caption(cnn.description)
             else:
                 choice.model = loaders[model_key]()
-            if model_key == "default":
-                st.caption(default_cnn().description)
             if not any(k.startswith(("mnist:", "catsdogs:")) for k in keys):
                 st.caption("Train a CNN on the MNIST or cats-vs-dogs page and it appears here.")
     return model_key, choice, photo_names
