@@ -22,7 +22,8 @@ __all__ = ["SHIFTS", "SHIFT_DIGITS", "housing_fingerprint", "mnist_fingerprint",
            "sequences_series",
            "HOUSING_VERSION", "MNIST_VERSION", "SEQUENCES_VERSION", "sequences_budget", "sequences_runs",
            "sequences_settings", "housing_budget", "housing_prepare", "housing_runs", "housing_settings",
-           "mnist_budget", "mnist_runs", "mnist_settings"]
+           "mnist_budget", "mnist_runs", "mnist_settings", "BASELINES_RUN", "housing_baseline_runs",
+           "sequences_classical_runs", "sequences_classical_settings"]
 
 MNIST_VERSION = 1
 # Batches per Python step (see ModelRun.steps_per_execution): small models spend most of a step in

@@ -36,6 +36,7 @@ __all__ = [
     "check_image_classifier",
     "ClassifierCheck",
     "conv_layers",
+    "DEFAULT_CNN_RUN",
     "default_cnn_from",
     "default_cnn_recipe",
     "default_mnist_cnn",

@@ -171,18 +171,16 @@ with tab_compare:
     st.markdown("Linear regression, ridge, k-nearest neighbours (on standardised features), a random forest and "
                 "gradient boosting, fitted on the same training rows and scored on the same dev rows, with the "
                 "same toggles. Errors are in dollars.")
-    c1, c2 = st.columns([1, 3])
-    folds = url.select_slider("cv", "k-fold cross-validation on the training rows", [0, 3, 5, 10], 0, where=c2,
-                              format_func=lambda k: "off" if k == 0 else f"{k} folds")
+    folds = url.select_slider("cv", "k-fold cross-validation on the training rows", [0, 3, 5, 10], 0,
+                              where=st.columns([2, 1])[0], format_func=lambda k: "off" if k == 0 else f"{k} folds")
     # a job like a training: a worker fits them, the run store keeps them for the class and a reload
     base_spec = runs.RunSpec(PAGE, {"part": "baselines", "seed": int(seed), "noid": drop_id, "std": standardise,
                                     "log": log_target, "cv": int(folds)}, data=spec.data, version=1, secret=spec.secret)
-    with c1:
-        fit_run = live.run_panel("housing.baselines", base_spec,
-                                 lambda: experiments.housing_baseline_runs(prep, int(seed), int(folds)),
-                                 budget=experiments.housing_budget(), seed=int(seed), metrics=(),
-                                 start_label="Fit the five methods", label=f"five methods · seed {seed}"
-                                 + (f" · {folds}-fold CV" if folds else ""))
+    fit_run = live.run_panel("housing.baselines", base_spec,
+                             lambda: experiments.housing_baseline_runs(prep, int(seed), int(folds)),
+                             budget=experiments.housing_budget(), seed=int(seed), metrics=(),
+                             start_label="Fit the five methods", label=f"five methods · seed {seed}"
+                             + (f" · {folds}-fold CV" if folds else ""))
     rows = (fit_run.snapshot().models[experiments.BASELINES_RUN].results.get("rows")
             if fit_run is not None and fit_run.done else None)
     if not rows:
