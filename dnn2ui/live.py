@@ -249,12 +249,20 @@ def _status_line(snap, record: RunRecord, gate: JobGate, watchers: int) -> str:
     return f"❌ Failed: {snap.message}"
 
 
+def _only_tasks(snap) -> bool:
+    """A job of tasks (fitting the classical models, a batch of attacks): no epochs, batches or weights."""
+    return all(mp.unit != "epoch" for mp in snap.models.values())
+
+
 def _speed_table(snap) -> pd.DataFrame:
     rows = []
     for mp in snap.models.values():
         secs = mp.epoch_seconds
-        row = {"model": mp.name, "state": mp.state, "epochs": f"{mp.epoch}/{mp.epochs}",
-               "params": mp.params or None, "s/epoch": round(sum(secs) / len(secs), 2) if secs else None}
+        if mp.unit != "epoch":
+            row = {"model": mp.name, "state": mp.state, "done": f"{mp.epoch}/{mp.epochs} {mp.unit}s"}
+        else:
+            row = {"model": mp.name, "state": mp.state, "epochs": f"{mp.epoch}/{mp.epochs}",
+                   "params": mp.params or None, "s/epoch": round(sum(secs) / len(secs), 2) if secs else None}
         for key, value in mp.history.items():
             if value:
                 row[key] = value[-1]
@@ -291,7 +299,8 @@ def _draw(v: RunView, page: str, metrics: Sequence[str], live: bool, reference: 
             stop_col.caption("Started by another learner: it trains while anyone watches.")
     st.progress(min(max(snap.fraction if not v.done else 1.0, 0.0), 1.0))
     if snap.device:
-        st.caption(f"Device: {snap.device}. Batch values are running means over the current epoch.")
+        st.caption(f"Device: {snap.device}." + ("" if _only_tasks(snap) else
+                                                " Batch values are running means over the current epoch."))
     table = _speed_table(snap)
     st.dataframe(style.table(table) if style.table is not None else table, hide_index=True,
                  key=f"{page}.speed.{v.key}.{live}")
@@ -465,7 +474,7 @@ def run_panel(page: str, spec: RunSpec, make_runs: Callable[[], list[ModelRun]],
         with cols[1]:
             server_load_caption()
         if v.done and not v.record.reference:
-            with cols[0].popover("Train again"):
+            with cols[0].popover("Train again" if metrics else "Run again"):
                 if seed_key is not None:
                     st.button("With a new seed", key=f"{page}.reseed", on_click=_new_seed, args=(seed_key,),
                               help="The same settings with the next seed: a new run beside this one.")
