@@ -12,6 +12,7 @@ Called from run_e2e.py; can also run alone: .venv/bin/python tests/e2e/live_trai
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -19,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (ARTIFACTS, IDLE_BUDGET_S, Server, launch_browser, page_problems, store_rows,  # noqa: E402
-                     wait_for_app_idle, wait_for_rerun)
+from harness import (ARTIFACTS, IDLE_BUDGET_S, Server, launch_browser, page_problems, rss_mb,  # noqa: E402
+                     store_rows, wait_for_app_idle, wait_for_rerun)
 
 
 def _text(page) -> str:
@@ -145,8 +146,6 @@ def check_mnist_live(browser, base_url: str, timeout: float = 180.0) -> list[str
 
 def _store_state(runs_dir: str, seed: int) -> str | None:
     """The state of the MNIST run with this seed in the server's run store (read-only)."""
-    import json
-
     rows = store_rows(runs_dir, "SELECT state, settings FROM runs WHERE experiment='mnist' AND reference=0")
     states = [state for state, settings in rows if json.loads(settings).get("seed") == seed]
     return states[-1] if states else None
@@ -194,6 +193,57 @@ def check_stop_in_queue(browser, base_url: str, runs_dir: str, timeout: float = 
     finally:
         a.close()
         b.close()
+    return problems
+
+
+CATS_LINK = "/cats_dogs?models=From+scratch,VGG16+frozen&size=64&n=200&nval=100&epochs=1&seed={seed}"
+WEB_GROWTH_MB = 150  # the web process may grow by page caches, never by photos, a VGG16 or its features (~390 MB)
+
+
+def check_catsdogs_in_worker(browser, base_url: str, server_pid: int, runs_dir: str,
+                             timeout: float = 180.0) -> list[str]:
+    """Two learners train cats vs dogs (from scratch and a frozen VGG16 on 200 real photos): a worker
+    process trains both, the second reads the first's features from the disk cache, and the web
+    process does not grow by the photos, the base or the features. Skips (passes, saying so) where
+    the server has no cat and dog photos."""
+    problems: list[str] = []
+    pages = []
+    step = "open the cats vs dogs link"
+    try:
+        rss0 = None
+        for seed, words in ((41, "Extracting the frozen base's features took"),
+                            (42, "The features were already cached on this server")):
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            pages.append(page)
+            page.goto(base_url + CATS_LINK.format(seed=seed), wait_until="domcontentloaded")
+            wait_for_app_idle(page, timeout)
+            if "No cats/dogs images yet" in _text(page):
+                print("  cats vs dogs in the worker: no photos on this server (not checked)")
+                return problems
+            rss0 = rss_mb(server_pid) if rss0 is None else rss0
+            step = f"seed {seed}: train and wait for Finished"
+            page.get_by_role("button", name="Start training").click()
+            page.get_by_text(re.compile(r"Finished in")).first.wait_for(timeout=timeout * 1000)
+            wait_for_app_idle(page, timeout)
+            step = f"seed {seed}: the Results tab"
+            page.get_by_role("tab", name="Results").click()
+            page.get_by_text(words).first.wait_for(timeout=30_000)
+        grew = rss_mb(server_pid) - rss0
+        rows = store_rows(runs_dir, "SELECT state, progress FROM runs WHERE experiment='cats_dogs' AND reference=0")
+        trainers = {json.loads(progress).get("process") for state, progress in rows if state == "done"}
+        if len(rows) != 2 or not trainers or trainers & {0, None, server_pid}:
+            problems.append(f"the runs were not both trained by a worker process: {len(rows)} run(s), "
+                            f"trained by {sorted(map(str, trainers))}, the web process is {server_pid}")
+        if grew > WEB_GROWTH_MB:
+            problems.append(f"the web process grew by {grew:.0f} MB over two cats vs dogs runs "
+                            f"(at most {WEB_GROWTH_MB} MB)")
+        print(f"  cats vs dogs in the worker: 2 runs by pid {sorted(map(str, trainers))}, features extracted once, "
+              f"web process {grew:+.0f} MB")
+    except Exception as exc:  # noqa: BLE001 - every failure is reported as a problem
+        problems.append(f"{step}: " + f"{type(exc).__name__}: {exc}".splitlines()[0])
+    finally:
+        for page in pages:
+            page.close()
     return problems
 
 

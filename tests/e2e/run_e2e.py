@@ -6,7 +6,9 @@ on an exception box, an error alert, an h1 that is not the page's registered tit
 off (wider than its clipping box) in any main tab at 1400x1000 or 1280x720. Saves full-page
 screenshots per page under artifacts/e2e/<stem>.png (and <stem>-1280.png), then changes the stride on the
 convolution page (through the link and with the keyboard) and clicks two of its feature-map
-cells, to prove widgets, selections and URL settings work in a real browser, and opens every
+cells, to prove widgets, selections and URL settings work in a real browser, has two learners
+train cats vs dogs (a worker trains both, the features are extracted once, the web process does
+not grow), and opens every
 page in the presenter view at 1280x720
 (artifacts/e2e/present-<stem>.png). Ends with `e2e: N passed, M failed`; exits 1 on any failure.
 
@@ -33,7 +35,7 @@ from harness import (ARTIFACTS, Server, ServerError, clipped_in_every_tab, full_
 from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
 from dnn2ui.pages import HOME, PAGES  # noqa: E402
-from live_training import check_mnist_live, check_stop_in_queue  # noqa: E402
+from live_training import check_catsdogs_in_worker, check_mnist_live, check_stop_in_queue  # noqa: E402
 from presenter import check_presenter  # noqa: E402
 
 SIZES = ((1400, 1000), (1280, 720))  # the learner and projector screens
@@ -235,6 +237,16 @@ def main(argv: list[str] | None = None) -> int:
                                   not problems, "; ".join(problems))
                     checks.append(check)
                     _report(check)
+                if any(p.path == "pages/cats_dogs.py" for p in pages):
+                    t0 = time.perf_counter()
+                    problems = check_catsdogs_in_worker(browser, server.url, server.proc.pid,
+                                                        server.env["DNN2_RUNS_DIR"], max(args.timeout, 180.0))
+                    check = Check("cats vs dogs: two learners, trained by a worker, features cached once",
+                                  time.perf_counter() - t0, not problems, "; ".join(problems))
+                    checks.append(check)
+                    _report(check)
+                    if problems:
+                        print(server.log_tail(40), flush=True)
                 for info in pages:
                     check = check_page(browser, server.url, info, args.timeout)
                     checks.append(check)
