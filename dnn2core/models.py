@@ -143,7 +143,6 @@ def network_figure(summary: pd.DataFrame, title: str = "", height: int | None = 
     colors = {"Conv2D": "#1f77b4", "MaxPooling2D": "#ff7f0e", "Dense": "#2ca02c", "Flatten": "#7f7f7f",
               "InputLayer": "#bcbd22", "Rescaling": "#17becf", "Dropout": "#8c564b", "LSTM": "#9467bd",
               "SimpleRNN": "#e377c2", "Functional": "#d62728"}
-    fig = go.Figure()
     n = len(summary)
     cols = max(1, min(n, per_row))
     rows = -(-n // cols)
@@ -152,31 +151,34 @@ def network_figure(summary: pd.DataFrame, title: str = "", height: int | None = 
     def corner(i: int) -> tuple[float, float]:  # (left, bottom) of box i; row 0 at the top
         return float(i % cols), float((rows - 1 - i // cols) * (1 + gap))
 
+    # Shapes and annotations are collected and set once: Plotly's add_annotation re-validates every
+    # earlier one (quadratic), which made this drawing 56% of an MNIST page rerun (py-spy).
+    shapes: list[dict] = []
+    notes: list[dict] = []
+    arrow = dict(xref="x", yref="y", axref="x", ayref="y", showarrow=True, arrowhead=2, text="")
     for i, row in enumerate(summary.itertuples(index=False)):
         typ, shape, params = row[1], row[2], row[3]
         x0, y0 = corner(i)
-        fig.add_shape(type="rect", x0=x0, x1=x0 + 0.85, y0=y0, y1=y0 + 1, fillcolor=colors.get(typ, "#999999"),
-                      opacity=0.85, line_width=0)
+        shapes.append(dict(type="rect", x0=x0, x1=x0 + 0.85, y0=y0, y1=y0 + 1, fillcolor=colors.get(typ, "#999999"),
+                           opacity=0.85, line=dict(width=0)))
         for dy, text, size in ((0.72, f"<b>{typ}</b>", 15), (0.45, shape.replace("None, ", ""), 13),
                                (0.2, f"{params:,} params", 13)):
-            fig.add_annotation(x=x0 + 0.425, y=y0 + dy, text=text, showarrow=False, font=dict(color="white", size=size))
+            notes.append(dict(x=x0 + 0.425, y=y0 + dy, text=text, showarrow=False, font=dict(color="white", size=size)))
         if i == n - 1:
             continue
         nx, ny = corner(i + 1)
         if ny == y0:  # same row: an arrow to the right
-            fig.add_annotation(x=nx, y=y0 + 0.5, ax=x0 + 0.85, ay=y0 + 0.5, xref="x", yref="y", axref="x", ayref="y",
-                               showarrow=True, arrowhead=2, text="")
+            notes.append(dict(arrow, x=nx, y=y0 + 0.5, ax=x0 + 0.85, ay=y0 + 0.5))
         else:  # next row: down from this box, back to the left, down into the next box
             mid = y0 - gap / 2
-            fig.add_shape(type="path", path=f"M {x0 + 0.425},{y0} L {x0 + 0.425},{mid} L {nx + 0.425},{mid}",
-                          line=dict(color="#444", width=1.5))
-            fig.add_annotation(x=nx + 0.425, y=ny + 1, ax=nx + 0.425, ay=mid, xref="x", yref="y", axref="x",
-                               ayref="y", showarrow=True, arrowhead=2, text="")
-    fig.update_xaxes(visible=False, range=[-0.1, cols])
-    fig.update_yaxes(visible=False, range=[-0.05, rows * (1 + gap) - gap + 0.05])
-    fig.update_layout(title=title, height=height or 20 + 120 * rows + (40 if title else 0),
-                      margin=dict(l=5, r=5, t=40 if title else 5, b=5), plot_bgcolor="rgba(0,0,0,0)")
-    return fig
+            shapes.append(dict(type="path", path=f"M {x0 + 0.425},{y0} L {x0 + 0.425},{mid} L {nx + 0.425},{mid}",
+                               line=dict(color="#444", width=1.5)))
+            notes.append(dict(arrow, x=nx + 0.425, y=ny + 1, ax=nx + 0.425, ay=mid))
+    return go.Figure(layout=dict(
+        shapes=shapes, annotations=notes, title=title, height=height or 20 + 120 * rows + (40 if title else 0),
+        margin=dict(l=5, r=5, t=40 if title else 5, b=5), plot_bgcolor="rgba(0,0,0,0)",
+        xaxis=dict(visible=False, range=[-0.1, cols]),
+        yaxis=dict(visible=False, range=[-0.05, rows * (1 + gap) - gap + 0.05])))
 
 
 # The cats-vs-dogs networks live in dnn2core.catsdogs (with their data pipeline); they are
