@@ -24,6 +24,11 @@ from harness import (ARTIFACTS, IDLE_BUDGET_S, Server, launch_browser, page_prob
                      store_rows, wait_for_app_idle, wait_for_rerun)
 
 
+def failed_at(step: str, exc: BaseException) -> str:
+    """A check's problem when a step raised: the step, the error's type and its first line."""
+    return f"{step}: " + f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
 def _text(page) -> str:
     return page.inner_text('[data-testid="stMain"]')
 
@@ -125,7 +130,7 @@ def check_mnist_live(browser, base_url: str, timeout: float = 180.0) -> list[str
         page.screenshot(path=str(ARTIFACTS / "mnist_live_stopped.png"), full_page=True)
         print(f"  live training: a 2-epoch run finished in {finish_s:.1f} s; Stop showed after {stop_s:.1f} s")
     except Exception as exc:  # noqa: BLE001 - every failure is reported as a problem
-        problems.append(f"{step}: " + f"{type(exc).__name__}: {exc}".splitlines()[0])
+        problems.append(failed_at(step, exc))
         try:  # what the learner saw when it went wrong: the status line names the run's state
             seen = [line for line in _text(page).splitlines() if line.strip()]
             problems.append("page text at the failure: " + " | ".join(seen[:12])[:900])
@@ -189,7 +194,7 @@ def check_stop_in_queue(browser, base_url: str, runs_dir: str, timeout: float = 
         print(f"  stop in the queue: pressed {'in the queue view' if still_queue_view else 'in the live view'}, "
               f"the run is {state or 'gone (stopped before its first epoch)'}")
     except Exception as exc:  # noqa: BLE001 - every failure is reported as a problem
-        problems.append(f"{step}: " + f"{type(exc).__name__}: {exc}".splitlines()[0])
+        problems.append(failed_at(step, exc))
     finally:
         a.close()
         b.close()
@@ -240,7 +245,7 @@ def check_catsdogs_in_worker(browser, base_url: str, server_pid: int, runs_dir: 
         print(f"  cats vs dogs in the worker: 2 runs by pid {sorted(map(str, trainers))}, features extracted once, "
               f"web process {grew:+.0f} MB")
     except Exception as exc:  # noqa: BLE001 - every failure is reported as a problem
-        problems.append(f"{step}: " + f"{type(exc).__name__}: {exc}".splitlines()[0])
+        problems.append(failed_at(step, exc))
     finally:
         for page in pages:
             page.close()
