@@ -361,3 +361,27 @@ def test_feature_extraction_stops_within_a_batch_and_caches_nothing():
     assert not cd.job_should_stop(job) and not cd.job_should_stop(None)
     job.stop()
     assert cd.job_should_stop(job)
+
+
+def test_the_feature_cache_drops_the_least_recently_used_sets_beyond_its_size(tmp_path):
+    import fcntl
+    import os
+
+    sets = []
+    for i in range(4):  # 1 MB each, oldest first
+        folder = tmp_path / f"set{i}"
+        folder.mkdir()
+        (folder / "train.npy").write_bytes(b"\0" * 1_000_000)
+        os.utime(folder, (1_000 + i, 1_000 + i))
+        sets.append(folder)
+    with open(tmp_path / "set1.lock", "a+") as held:  # set 1 is being written by another job
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        removed = cd.prune_features(tmp_path, keep=sets[0], max_bytes=2_000_000)
+    # oldest first, but never the set in use (kept) or one being written (locked): 4 MB -> 2 MB
+    assert removed == 2 and [s.exists() for s in sets] == [True, True, False, False]
+    assert cd.prune_features(tmp_path, max_bytes=10_000_000) == 0  # under the cap: nothing goes
+    # one key per weights, images, size and counts
+    key = cd.feature_folder(tmp_path, "vgg16:random:1234", "abc", 150, 2000, 1000)
+    assert key == cd.feature_folder(tmp_path, "vgg16:random:1234", "abc", 150, 2000, 1000)
+    assert key != cd.feature_folder(tmp_path, "vgg16:random:1234", "abc", 150, 2000, 999)
+    assert key != cd.feature_folder(tmp_path, "vgg16:/w.h5:1:2", "abc", 150, 2000, 1000)
