@@ -659,10 +659,6 @@ class FeatureStore:
         self._arrays: tuple[np.ndarray, np.ndarray] | None = None
         self._lock = threading.Lock()
 
-    @staticmethod
-    def nbytes(arch: str, image_size: int, n: int) -> int:
-        return int(np.prod(feature_shape(arch, image_size))) * 4 * int(n)
-
     @property
     def ready(self) -> bool:
         return self._arrays is not None or (self.folder is not None and (self.folder / "val.npy").is_file())
@@ -723,6 +719,7 @@ class FeatureStore:
 
     def _extract(self, base, x_train, x_val, batch_size, should_stop, on_progress, folder: Path | None
                  ) -> tuple[np.ndarray, np.ndarray]:
+        """The features, in memory or written into ``folder``'s train.npy and val.npy."""
         t0 = time.perf_counter()
         total, done = len(x_train) + len(x_val), 0
         if on_progress is not None:
@@ -740,12 +737,11 @@ class FeatureStore:
                 done += len(x[i:i + batch_size])
                 if on_progress is not None:
                     on_progress(done, total)
-            if folder is not None:
-                out.flush()
-                del out
-                out = None
             outs.append(out)
         self.seconds = time.perf_counter() - t0
+        for out in outs:  # on disk: written through before the folder is renamed into place
+            if isinstance(out, np.memmap):
+                out.flush()
         return outs[0], outs[1]
 
 
@@ -1119,7 +1115,7 @@ def prepared_here(folder: CatsDogsFolder, image_size: int, n_train: int, n_val: 
 
 @dataclass(frozen=True)
 class CatsDogsRecipe:
-    """A cats-vs-dogs job as a ``training.RunRecipe``: a few hundred picklable bytes.
+    """A cats-vs-dogs job as a ``training.RunRecipe``: a few kB of settings and paths, no pixels.
 
     The web process decides everything a learner sees before Start (the names, kinds and epochs of
     the runs, which weights each base gets); the process that trains it (a worker) decodes the
@@ -1132,21 +1128,18 @@ class CatsDogsRecipe:
     weights: tuple[WeightsChoice, ...] = ()  # one per base the approaches need
     features: str = ""  # the feature cache's folder (``features_root``); "" keeps features in memory
 
-    def _infos(self) -> dict[str, WeightsInfo]:
-        return {w.info.arch: w.info for w in self.weights}
-
-    def _in_memory(self) -> bool:
+    def _outline(self) -> tuple[list[Outline], list[str]]:
         n = len(self.folder.train.balanced(self.n_train))
-        return images_bytes(n, self.spec.image_size) <= MAX_IN_MEMORY_BYTES
+        in_memory = images_bytes(n, self.spec.image_size) <= MAX_IN_MEMORY_BYTES
+        return plan_outline(self.spec, in_memory, {w.info.arch: w.info for w in self.weights})
 
     def describe(self) -> dict[str, Any]:
         """What the page shows before the images are decoded: each run's kind, and the notes."""
-        outline, notes = plan_outline(self.spec, self._in_memory(), self._infos())
+        outline, notes = self._outline()
         return {"kinds": {o.name: o.kind for o in outline}, "notes": notes}
 
     def planned(self) -> list[PlannedRun]:
-        outline, _ = plan_outline(self.spec, self._in_memory(), self._infos())
-        return [PlannedRun(o.name, o.epochs) for o in outline]
+        return [PlannedRun(o.name, o.epochs) for o in self._outline()[0]]
 
     def build(self) -> BuiltRuns:
         from dnn2core.pretrained import cached_base

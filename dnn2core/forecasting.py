@@ -723,16 +723,16 @@ class ArimaTask:
         job.report_task(name, 0, 1)
         res = arima_forecasts(self.scaled, self.fit_end, self.origins, self.f, order, seasonal)
         job.report_task(name, 1, 1)
-        return {"forecasts": res.forecasts, "fit_hours": res.fit_hours, "fit_seconds": res.fit_seconds,
-                "filter_seconds": res.filter_seconds, "params": res.params, "converged": res.converged}
+        return {"forecasts": res.forecasts, **{k: getattr(res, k) for k in _ARIMA_STORED}}
+
+
+_ARIMA_STORED = ("fit_hours", "fit_seconds", "filter_seconds", "params", "converged")  # plain results of a fit
 
 
 def arima_from_task(choice: str, results: dict[str, Any], forecasts: np.ndarray) -> ArimaResult:
     """The ``ArimaResult`` an ``ArimaTask`` run stored (its plain results and its forecasts array)."""
     order, seasonal = ARIMA_CHOICES[choice]
-    return ArimaResult(np.asarray(forecasts), order, seasonal, int(results["fit_hours"]),
-                       float(results["fit_seconds"]), float(results["filter_seconds"]), dict(results["params"]),
-                       bool(results["converged"]))
+    return ArimaResult(np.asarray(forecasts), order, seasonal, **{k: results[k] for k in _ARIMA_STORED})
 
 
 # ============================================================================ scoring

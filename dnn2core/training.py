@@ -332,9 +332,9 @@ class RunRecipe(Protocol):
     """Runs made where they train, from a small picklable description.
 
     Why: some jobs need large data and models (cats vs dogs: thousands of decoded photos, a 58 MB
-    pretrained base, its cached features). A recipe crosses to a worker process in a few hundred
-    bytes, and the worker decodes, loads and extracts inside the job's slot, with progress and Stop,
-    so the web process never holds any of it and a Start click returns at once."""
+    pretrained base, its cached features). A recipe crosses to a worker process in a few kB, and the
+    worker decodes, loads and extracts inside the job's slot, with progress and Stop, so the web
+    process never holds any of it and a Start click returns at once."""
 
     def planned(self) -> list[PlannedRun]: ...
 
