@@ -385,3 +385,26 @@ def test_the_feature_cache_drops_the_least_recently_used_sets_beyond_its_size(tm
     assert key == cd.feature_folder(tmp_path, "vgg16:random:1234", "abc", 150, 2000, 1000)
     assert key != cd.feature_folder(tmp_path, "vgg16:random:1234", "abc", 150, 2000, 999)
     assert key != cd.feature_folder(tmp_path, "vgg16:/w.h5:1:2", "abc", 150, 2000, 1000)
+
+
+def test_a_damaged_weights_file_fails_the_run_with_the_reason(monkeypatch, tmp_path):
+    """The page only finds the typed file; the worker loads it. A file that is not VGG16 weights ends
+    the run "failed" with words a learner can act on, and trains nothing on random weights instead."""
+    from dnn2core.training import Budget, JobGate, TrainingJob
+
+    root = shared_data("cats_and_dogs")
+    monkeypatch.setenv("DNN2_DATA_DIR", str(root.parent))
+    bad = tmp_path / "broken.h5"
+    bad.write_bytes(b"not an HDF5 file")
+    choice = pretrained.choose_weights("vgg16", str(bad), roots=uploads.allowed_roots(tmp_path))
+    assert choice.path == str(bad) and choice.info.pretrained  # found, not opened: the page says nothing yet
+    spec = cd.RunSpec(approaches=("VGG16 frozen",), image_size=64, epochs=1, batch_size=16)
+    recipe = cd.recipe_for(cd.find_local_folder(), spec, 12, 8, [choice])
+    job = TrainingJob(recipe, gate=JobGate(1), budget=Budget(), seed=0)
+    assert list(job.snapshot().models) == ["VGG16 frozen"]
+    job.start()
+    assert job.join(240)
+    snap = job.snapshot()
+    assert snap.state == "failed" and "could not be loaded as VGG16 weights" in snap.message
+    assert "damaged" in snap.message and str(tmp_path) not in snap.message
+    assert snap.models["VGG16 frozen"].epoch == 0
