@@ -131,10 +131,11 @@ class DefaultCnnRecipe:
         from functools import partial
 
         from dnn2core import data, digits
+        from dnn2core.experiments import mnist_here
         from dnn2core.models import build_mnist_cnn
         from dnn2core.training import BuiltRuns, ModelRun
 
-        loaded = data.load_mnist()
+        loaded, _ = mnist_here(str(data.data_dir()))
         split = digits.prepare(loaded.data, train_size=min(self.train_size, len(loaded.data.y_train)), seed=self.seed)
         x_test, y_test = digits.as_input(split.x_test[:1000], "cnn"), split.y_test[:1000]
         run = ModelRun(DEFAULT_CNN_RUN, build_mnist_cnn,

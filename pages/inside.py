@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dnn2core import adversarial, data, interpret, keras_code, pretrained, runs, uploads
+from dnn2core import adversarial, data, experiments, interpret, keras_code, pretrained, runs, uploads
 from dnn2core.training import Budget, ModelRun
 from dnn2ui import bases as shared_bases
 from dnn2ui import exercises, live
@@ -67,7 +67,7 @@ def default_cnn() -> interpret.DefaultCnn | None:
 @st.cache_resource(max_entries=2, show_spinner=False)
 def mnist_test(where: str, limit: int = 1000):
     """Shared read-only (a resource, not data: no copy of 3 MB per rerun and session)."""
-    loaded = data.load_mnist()
+    loaded = experiments.mnist_here(where)[0]
     x = loaded.data.x_test[:limit].astype(np.float32)[..., None] / 255.0
     y = loaded.data.y_test[:limit].astype(np.int64)
     x.flags.writeable = False

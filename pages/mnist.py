@@ -19,18 +19,10 @@ st.markdown("The course's two digit classifiers, side by side: a **dense network
 url.share_note()
 
 
-@st.cache_resource(show_spinner="Loading MNIST…")
-def mnist(where: str):
-    """Keyed by the data folder: a server whose DNN2_DATA_DIR changes loads the right set. The
-    fingerprint (a content hash) is part of every run's key."""
-    loaded = data.load_mnist()
-    return loaded, experiments.mnist_fingerprint(loaded.data)
-
-
 @st.cache_resource(show_spinner=False, max_entries=2)
 def test_digits(where: str) -> tuple[np.ndarray, np.ndarray]:
     """The test digits scaled to [0, 1], once per server (31 MB: not rebuilt on every rerun)."""
-    d = mnist(where)[0].data
+    d = experiments.mnist_here(where)[0].data
     x, y = d.x_test.astype(np.float32) / 255.0, d.y_test.astype(np.int64)
     x.flags.writeable = y.flags.writeable = False  # shared by every session: read-only
     return x, y
@@ -43,7 +35,8 @@ def summaries(api: str):
             for name, m in built.items()}
 
 
-loaded, fingerprint = mnist(str(data.data_dir()))
+with st.spinner("Loading MNIST…"):  # once per server process and data folder; its fingerprint keys every run
+    loaded, fingerprint = experiments.mnist_here(str(data.data_dir()))
 data_banner(loaded.provenance)
 n_available = len(loaded.data.y_train)
 
@@ -75,7 +68,7 @@ with tab_train:
     if not chosen:
         st.warning("Choose at least one model.")
     run = live.run_panel(
-        PAGE, spec, lambda: experiments.mnist_runs(loaded.data, settings), budget=experiments.mnist_budget(),
+        PAGE, spec, lambda: experiments.MnistRecipe(settings, fingerprint), budget=experiments.mnist_budget(),
         seed=int(seed), disabled=not chosen, reference=reference, metrics=("loss", "accuracy"), seed_key=url.key("seed"),
         label=f"{' + '.join(chosen)} · {epochs} ep · batch {batch_size} · {optimizer} {learning_rate:g} "
               f"· {train_size:,} digits · seed {seed}")

@@ -23,18 +23,11 @@ st.markdown("Four pieces of practitioners' lore from the course, each turned int
 url.share_note()
 
 
-@st.cache_resource(show_spinner="Loading MNIST…")
-def mnist(where: str):
-    """Cached per data folder (read-only arrays, shared); the fingerprint is part of every run's key."""
-    loaded = data.load_mnist()
-    return loaded, experiments.mnist_fingerprint(loaded.data)
-
-
 @st.cache_resource(max_entries=6, show_spinner=False)
 def digits(where: str, n: int, seed: int) -> tr.DigitData:
     """A subset per setting, shared read-only and bounded: a link asking for 60,000 digits on all three
     tabs no longer rebuilds (and holds per session) hundreds of MB on every rerun."""
-    return tr.digit_data(mnist(where)[0].data, n, 1000, seed)
+    return tr.digit_data(experiments.mnist_here(where)[0].data, n, 1000, seed)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -55,7 +48,8 @@ def spec(part: str, **settings) -> runs.RunSpec:
 
 
 WHERE = str(data.data_dir())
-loaded, fingerprint = mnist(WHERE)
+with st.spinner("Loading MNIST…"):  # once per server process and data folder; its fingerprint keys every run
+    loaded, fingerprint = experiments.mnist_here(WHERE)
 data_banner(loaded.provenance)
 n_available = len(loaded.data.y_train)
 seed = url.number("seed", "Seed (subset, order and weights)", 0, 0, 1_000_000, step=1, where=st.columns([1, 3])[0])

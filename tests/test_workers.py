@@ -78,6 +78,32 @@ def test_a_job_trains_in_a_worker_and_matches_the_same_run_in_a_thread(tmp_path,
     assert record.metrics["Dense"]["test_accuracy"] > 0.8  # 1,000 digits, 2 epochs
 
 
+def test_an_mnist_job_sends_its_settings_and_the_worker_prepares_the_digits(tmp_path, mnist, pool):
+    """A Start pickles a few hundred bytes, not megabytes of digits: the worker loads MNIST once and makes
+    exactly the runs the page's settings name (the same digits, in the same order)."""
+    settings = _settings(7, model="CNN")
+    loaded, fingerprint = experiments.mnist_here(str(data.data_dir()))
+    recipe = experiments.MnistRecipe(settings, fingerprint)
+    assert len(pickle.dumps(recipe)) < 2_000
+    assert len(pickle.dumps(experiments.mnist_runs(mnist, settings))) > 5_000_000  # what a Start used to send
+    assert [(p.name, p.epochs) for p in recipe.planned()] == [("CNN", 2)]
+    made, direct = recipe.build().runs, experiments.mnist_runs(mnist, settings)
+    assert [r.name for r in made] == ["CNN"] and made[0].steps_per_execution == direct[0].steps_per_execution
+    np.testing.assert_array_equal(made[0].fit_kwargs["x"], direct[0].fit_kwargs["x"])
+    np.testing.assert_array_equal(made[0].fit_kwargs["y"], direct[0].fit_kwargs["y"])
+    assert experiments.mnist_here(str(data.data_dir()))[0] is loaded  # loaded once per process
+    with pytest.raises(ValueError, match="other MNIST digits"):
+        experiments.MnistRecipe(settings, "another-fingerprint").build()
+    # through a worker: nothing but the recipe crosses, and the run is the course's CNN
+    reg = JobRegistry(RunStore(tmp_path / "w"), JobGate(1), pool=pool)
+    spec = RunSpec("mnist", settings, data=fingerprint, version=experiments.MNIST_VERSION)
+    view, _ = reg.start(spec, lambda: recipe, budget=experiments.mnist_budget(), seed=7, label="t", session="s")
+    assert isinstance(view.job, RemoteJob) and len(view.job._payload) < 2_000
+    record = reg.wait(spec.key, 180)
+    assert record.state == "done" and record.metrics["CNN"]["params"] == 104_202
+    assert record.metrics["CNN"]["test_accuracy"] > 0.8  # 1,000 digits, 2 epochs
+
+
 def test_stop_reaches_the_worker_and_the_history_is_kept(tmp_path, mnist, pool):
     reg = JobRegistry(RunStore(tmp_path), JobGate(1), pool=pool)
     key, view = _start(reg, mnist, _settings(6, epochs=200, n=2000))
