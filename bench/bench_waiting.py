@@ -11,7 +11,9 @@ server so that the machine's noise hits them alike:
 Reports the median time of each condition and the ratios (goals: queued <= 1.15x, idle <= 1.10x).
 The Chromium tabs share the machine's cores with the server, as in a small lab. Every tab has
 finished drawing before A presses Start (Chromium quiet): the learners' pages were open before.
-The CPU time of the web process, the training worker and Chromium during A's run is reported too.
+The CPU time of the web process, the training worker and Chromium during A's run is reported too,
+and where A's time went (``phases``, from the run store's clocks): Start -> the job's process began
+it -> its fit began -> the epochs -> stored -> the page showed "Finished".
 
 Each server configuration (``--configs``: ``workers``, the default, where fit() runs in a worker
 process; ``threads``, DNN2_WORKERS=0, fit() in a thread of the web process) runs at the same time
@@ -27,6 +29,7 @@ Usage: DNN2_DATA_DIR=../shared/data .venv/bin/python bench/bench_waiting.py [--t
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import statistics
 import sys
@@ -79,24 +82,42 @@ def _cpu(pids: list[int]) -> dict[int, float]:
     return {p: cpu_seconds(p) for p in pids}
 
 
-def timed_run(browser, srv: Server, seed: int, others: list) -> tuple[float, dict[str, float]]:
+PHASES = ("start", "prep", "fit", "eval", "seen")
+
+
+def phases(srv: Server, seed: int, clicked: float, seen: float) -> dict[str, float]:
+    """Where A's time went, from the run store's clocks (time.time() on one machine): Start -> the
+    job's process began it (start), -> its fit began (prep: data, model), the epochs (fit), -> the run
+    was stored (eval: test-set evaluation, saving), -> the page showed "Finished" (seen)."""
+    for created, started, finished, progress, settings in srv.store_rows(
+            "SELECT created_at, started_at, finished_at, progress, settings FROM runs"):
+        if json.loads(settings).get("seed") != seed or started is None or finished is None:
+            continue
+        mp = next(iter(json.loads(progress)["models"].values()))
+        fit_from, fit = mp.get("fit_started_at") or started, sum(mp.get("epoch_seconds") or [])
+        return {"start": started - clicked, "prep": fit_from - started, "fit": fit,
+                "eval": finished - fit_from - fit, "seen": seen - finished}
+    return {}
+
+
+def timed_run(browser, srv: Server, seed: int, others: list) -> tuple[float, dict[str, float], dict[str, float]]:
     """(seconds from A's Start to its "Finished", CPU seconds each side used meanwhile: the web
-    process, the training worker(s), the Chromium processes)."""
+    process, the training worker(s), the Chromium processes; and the phases of A's run)."""
     ctx, page = open_page(browser, srv.url + LINK.format(seed=seed))
     groups = {"web": lambda: [srv.proc.pid], "worker": lambda: worker_pids(srv.proc.pid), "browser": browser_pids}
     before = {name: _cpu(pids()) for name, pids in groups.items()}
     page.get_by_role("button", name="Start training").click()
-    t0 = time.perf_counter()
+    t0, clicked = time.perf_counter(), time.time()
     for p in others:  # the queued learners press Start just after A
         p.get_by_role("button", name="Start training").click()
     page.get_by_text(FINISHED).first.wait_for(timeout=900_000)
-    seconds = time.perf_counter() - t0
+    seconds, seen = time.perf_counter() - t0, time.time()
     cpu = {}
     for name, pids in groups.items():  # a process that started meanwhile counts from zero
         now = _cpu(pids())
         cpu[name] = sum(v - before[name].get(p, 0.0) for p, v in now.items())
     ctx.close()
-    return seconds, cpu
+    return seconds, cpu, phases(srv, seed, clicked, seen)
 
 
 def rerun_latency(browser, srv: Server, trainer_link: str, probes: int) -> dict[str, list[float]]:
@@ -159,6 +180,7 @@ def main() -> None:
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     times = {c: {"alone": [], "queued": [], "idle": []} for c in configs}
     cpu_use = {c: {"alone": [], "queued": [], "idle": []} for c in configs}
+    phase_use = {c: {"alone": [], "queued": [], "idle": []} for c in configs}
     latency = {}
     seed = 1000
     with sync_playwright() as pw, ExitStack() as stack:
@@ -184,11 +206,14 @@ def main() -> None:
                     pages = [p for _, p in extra] if condition == "queued" else []
                     if args.browser_nice:
                         renice_browsers(args.browser_nice)  # renderers started for the new tabs
-                    seconds, cpu = timed_run(browser, srv, seed, pages)
+                    seconds, cpu, phase = timed_run(browser, srv, seed, pages)
                     times[config][condition].append(seconds)
                     cpu_use[config][condition].append(cpu)
+                    if phase:
+                        phase_use[config][condition].append(phase)
                     print(f"trial {trial + 1} {config:7s} {condition:6s} {seconds:6.1f} s, CPU s: "
-                          + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()), flush=True)
+                          + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()) + "; phases s: "
+                          + ", ".join(f"{k} {v:.2f}" for k, v in phase.items()), flush=True)
                     for p in pages:  # the queued runs are not measured: stop them
                         stop = p.get_by_role("button", name="Stop")
                         if stop.count():
@@ -217,6 +242,13 @@ def main() -> None:
                               for k in ("web", "worker", "browser"))
             print(f"| {config} | {condition} | {med:.1f} | {', '.join(f'{v:.1f}' for v in values)} | "
                   f"{med / alone:.2f}x | {used} |")
+    print("\nWhere A's time went, median (s): Start -> its process began it -> fit began -> epochs -> stored -> "
+          "the page showed it\n| server | condition | " + " | ".join(PHASES) + " |\n|---|---|" + "---:|" * len(PHASES))
+    for config in configs if not args.latency_only else []:
+        for condition, rows in phase_use[config].items():
+            if rows:
+                print(f"| {config} | {condition} | "
+                      + " | ".join(f"{statistics.median(r[k] for r in rows):.2f}" for k in PHASES) + " |")
     print("\n| server | page rerun, nothing training p50 / p95 (s) | while a job trains p50 / p95 (s) | "
           "p95 ratio (goal <= 1.5) |\n|---|---|---|---:|")
     for config, lat in latency.items():
