@@ -162,7 +162,9 @@ def test_two_replicas_share_one_store(tmp_path):
         pool.close()
 
 
-def test_the_mnist_page_trains_on_the_cluster(local_cluster, no_local_data):
+def test_the_mnist_page_trains_on_the_cluster(local_cluster):
+    """The page and the cluster see the same data folder (the contract the README states): the job
+    carries only its settings, and the Ray task loads the same digits."""
     from conftest import open_page, own_runs, run_registry
 
     at = open_page("pages/mnist.py", n="500", epochs="2", models="Dense", seed="27")
