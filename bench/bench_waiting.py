@@ -89,8 +89,8 @@ def phases(srv: Server, seed: int, clicked: float, seen: float) -> dict[str, flo
     """Where A's time went, from the run store's clocks (time.time() on one machine): Start -> the
     job's process began it (start), -> its fit began (prep: data, model), the epochs (fit), -> the run
     was stored (eval: test-set evaluation, saving), -> the page showed "Finished" (seen)."""
-    for created, started, finished, progress, settings in srv.store_rows(
-            "SELECT created_at, started_at, finished_at, progress, settings FROM runs"):
+    for started, finished, progress, settings in srv.store_rows(
+            "SELECT started_at, finished_at, progress, settings FROM runs"):
         if json.loads(settings).get("seed") != seed or started is None or finished is None:
             continue
         mp = next(iter(json.loads(progress)["models"].values()))

@@ -23,8 +23,8 @@ __all__ = ["SHIFTS", "SHIFT_DIGITS", "housing_fingerprint", "mnist_fingerprint",
            "sequences_series",
            "HOUSING_VERSION", "MNIST_VERSION", "SEQUENCES_VERSION", "sequences_budget", "sequences_runs",
            "sequences_settings", "housing_budget", "housing_prepare", "housing_runs", "housing_settings",
-           "mnist_budget", "mnist_here", "mnist_runs", "mnist_settings", "MnistRecipe", "BASELINES_RUN", "housing_baseline_runs",
-           "sequences_classical_runs", "sequences_classical_settings"]
+           "mnist_budget", "mnist_here", "mnist_runs", "mnist_settings", "MnistRecipe", "BASELINES_RUN",
+           "housing_baseline_runs", "sequences_classical_runs", "sequences_classical_settings"]
 
 MNIST_VERSION = 1
 # Batches per Python step (see ModelRun.steps_per_execution): small models spend most of a step in
@@ -107,9 +107,9 @@ class MnistRecipe:
     """An MNIST job as a ``training.RunRecipe``: the settings and the digits' fingerprint, a few
     hundred bytes. Why: the runs themselves carry the digits (63 MB pickled for the default Dense +
     CNN on 5,000 digits, with the 10,000 test digits), which the web process used to prepare, pickle
-    and pipe to the worker on every Start; with a class pressing Start together, that work starved the web process and delayed
-    every job's start by seconds. The worker loads MNIST once (``mnist_here``) and prepares the
-    split itself, inside the job's slot."""
+    and pipe to the worker on every Start; with a class pressing Start together, that work starved
+    the web process and delayed every job's start by seconds. The worker loads MNIST once
+    (``mnist_here``) and prepares the split itself, inside the job's slot."""
 
     settings: dict[str, Any] = field(hash=False)
     fingerprint: str  # the page's digits: the worker refuses to train other ones under this key
