@@ -24,6 +24,7 @@ again, with nothing training and while another tab trains; p50/p95 of each, alte
 (goal: p95 while training within 1.5x of idle).
 
 Usage: DNN2_DATA_DIR=../shared/data .venv/bin/python bench/bench_waiting.py [--trials 3] [--idle 30]
+       [--roots ../previous-worktree]  (the same checks on another checkout, trials alternating)
 """
 
 from __future__ import annotations
@@ -168,6 +169,8 @@ def main() -> None:
     ap.add_argument("--queued", type=int, default=3)
     ap.add_argument("--probes", type=int, default=10, help="reruns per latency block")
     ap.add_argument("--configs", default="workers,threads")
+    ap.add_argument("--roots", default="", help="other checkouts to compare with this one, comma-separated: each "
+                    "config runs on a server per checkout, trials alternating (e.g. the previous commit's worktree)")
     ap.add_argument("--latency-only", action="store_true")
     ap.add_argument("--conditions", default="alone,queued,idle", help="which of alone, queued, idle to time")
     ap.add_argument("--no-latency", action="store_true", help="skip the page rerun latency blocks")
@@ -177,15 +180,21 @@ def main() -> None:
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    roots = [ROOT] + [Path(r).resolve() for r in args.roots.split(",") if r.strip()]
+    plain = [c.strip() for c in args.configs.split(",") if c.strip()]
+    # a server per (checkout, config), named by its config alone when only this checkout runs
+    runs_on = {(f"{root.name}:{c}" if len(roots) > 1 else c): (root, c) for c in plain for root in roots}
+    configs = list(runs_on)
     times = {c: {"alone": [], "queued": [], "idle": []} for c in configs}
     cpu_use = {c: {"alone": [], "queued": [], "idle": []} for c in configs}
     phase_use = {c: {"alone": [], "queued": [], "idle": []} for c in configs}
     latency = {}
     seed = 1000
     with sync_playwright() as pw, ExitStack() as stack:
-        servers = {c: stack.enter_context(Server(health_timeout=120, env={"DNN2_IDLE_SECONDS": "900", **CONFIGS[c]},
-                                                 log_path=ROOT / "artifacts" / f"server-{c}.log")) for c in configs}
+        servers = {c: stack.enter_context(Server(root=runs_on[c][0], health_timeout=120,
+                                                 env={"DNN2_IDLE_SECONDS": "900", **CONFIGS[runs_on[c][1]]},
+                                                 log_path=ROOT / "artifacts" / f"server-{i}-{runs_on[c][1]}.log"))
+                   for i, c in enumerate(configs)}
         browser = launch_browser(pw)
         if args.browser_nice:
             print(f"Chromium at nice {args.browser_nice}: {renice_browsers(args.browser_nice)} processes", flush=True)

@@ -22,7 +22,8 @@ import streamlit as st
 from dnn2core.env import env_number
 from dnn2core import classroom, plots
 from dnn2core.jobs import JobRegistry, LearnerLimit, RunView
-from dnn2core.runs import LIVE_STATES, RunRecord, RunSpec, RunStore, StoreError, default_runs_dir
+from dnn2core.runs import (LIVE_STATES, WATCH_WINDOW_S, RunRecord, RunSpec, RunStore, StoreError,
+                           default_runs_dir)
 from dnn2core.training import (Budget, JobGate, ModelRun, QueueFull, continue_epochs, default_max_jobs,
                                format_eta)
 from dnn2core.cluster import ray_address
@@ -36,8 +37,12 @@ _WATCHING = "_runs.watching"  # keys this session saw live: kept alive from ever
 _ON_SCREEN = "_runs.on_screen"  # {key: "queued" | "running"}: the live views this page run drew
 KEEPALIVE_S = 5.0  # a run watched from another page is told so this often (well inside DNN2_IDLE_SECONDS)
 BACKSTOP_S = 15.0  # a page that shows its own live views checks them this often (their fragments poll)
-QUEUED_POLL_S = 5.0  # a learner waiting in the queue polls rarely: each poll costs their browser about
-# 0.1 s of CPU on the MNIST page (measured), and in a lab the browsers share the server's cores
+QUEUED_BACKSTOP_S = 60.0  # ... and this often while all it shows is a place in the queue
+QUEUED_POLL_S = 5.0  # a learner waiting in the queue polls rarely: each poll is a script run that costs
+# their browser 0.1-0.2 s of CPU on the MNIST page (bench_tab_cost.py), and in a lab the browsers share
+# the server's cores
+QUEUED_FAR_POLL_S = 10.0  # further back than first in line: the learner cannot be admitted before the
+# one ahead of them, so their place is updated less often
 
 
 @st.cache_resource(show_spinner=False)
@@ -143,23 +148,55 @@ def _on_screen(key: str, state: str) -> None:
     st.session_state.setdefault(_ON_SCREEN, {})[key] = state
 
 
-def keepalive_interval(watching: set[str], on_screen: Mapping[str, str]) -> float | None:
+def _never_lapse(interval: float, idle_seconds: float) -> float:
+    """A poll that also tells the store "still watched" must come well inside the run's idle budget
+    (an unwatched run is abandoned) and the store's watch window (the watcher count, who may Stop)."""
+    return min(interval, idle_seconds / 3, WATCH_WINDOW_S / 1.5)
+
+
+def keepalive_interval(watching: set[str], on_screen: Mapping[str, str],
+                       idle_seconds: float = 180.0) -> float | None:
     """How often the keep-alive fragment runs: every KEEPALIVE_S while a watched run is not on this
     page (nothing else tells the store), every BACKSTOP_S while the page's own live views poll (it
-    only checks they have not fallen behind), never when nothing is live."""
+    only checks they have not fallen behind; QUEUED_BACKSTOP_S when they only wait in the queue, whose
+    own polls are slow too), never when nothing is live."""
     if set(watching) - set(on_screen):
         return KEEPALIVE_S
-    return BACKSTOP_S if on_screen else None
+    if not on_screen:
+        return None
+    if all(state == "queued" for state in on_screen.values()):
+        return max(BACKSTOP_S, min(QUEUED_BACKSTOP_S, idle_seconds / 3))
+    return BACKSTOP_S
 
 
-@st.fragment(run_every=KEEPALIVE_S)
-def _keepalive_fragment() -> None:
-    _keep_alive_round()
+def queued_poll_interval(position: int | None, idle_seconds: float = 180.0) -> float:
+    """How often a queued view polls: every QUEUED_POLL_S first in line (admitted next, the view
+    switches to the live one within seconds), every QUEUED_FAR_POLL_S further back; never so rarely
+    that its run could be abandoned or its watch lapse (a short idle budget keeps QUEUED_POLL_S)."""
+    if position is None or position <= 1:
+        return QUEUED_POLL_S
+    return max(QUEUED_POLL_S, _never_lapse(QUEUED_FAR_POLL_S, idle_seconds))
 
 
-@st.fragment(run_every=BACKSTOP_S)
-def _backstop_fragment() -> None:
-    _keep_alive_round()
+def _idle_seconds() -> float:
+    return Budget.from_env().idle_seconds
+
+
+_FRAGMENTS: dict[tuple[str, float], Callable] = {}
+
+
+def _every(body: Callable, seconds: float) -> Callable:
+    """``body`` as a fragment that reruns every ``seconds``: a view's poll interval is chosen per
+    script run (one fragment per body and interval, made once per process)."""
+    key = (body.__qualname__, seconds)
+    if key not in _FRAGMENTS:
+        def poll(*args, **kwargs):
+            return body(*args, **kwargs)
+
+        # its own name per interval, so each interval is its own fragment (and browser timer)
+        poll.__module__, poll.__qualname__ = body.__module__, f"{body.__qualname__}_every_{seconds:g}s"
+        _FRAGMENTS[key] = st.fragment(poll, run_every=seconds)
+    return _FRAGMENTS[key]
 
 
 def _keep_alive_round() -> None:
@@ -181,10 +218,11 @@ def keep_alive() -> None:
     """Called by app.py on every page: while this session watches a live run, a small fragment
     tells the store so every few seconds (the run is abandoned only when no session watches), and
     redraws the page should a live view on it have fallen behind the store."""
-    every = keepalive_interval(st.session_state.get(_WATCHING, set()), st.session_state.get(_ON_SCREEN, {}))
+    every = keepalive_interval(st.session_state.get(_WATCHING, set()), st.session_state.get(_ON_SCREEN, {}),
+                               _idle_seconds())
     if every is not None:
         with st.sidebar:
-            (_keepalive_fragment if every == KEEPALIVE_S else _backstop_fragment)()
+            _every(_keep_alive_round, every)()
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,8 +351,17 @@ def _draw(v: RunView, page: str, metrics: Sequence[str], live: bool, reference: 
                        f"({reference_words(reference.record)}), drawn beside this one.")
         cols = st.columns(len(metrics))
         for col, metric in zip(cols, metrics):
-            col.plotly_chart(plots.training_curves_figure(history, metric, **style.curves.get(metric, {})),
+            col.plotly_chart(_curve_figure(history, metric, tuple(sorted(style.curves.get(metric, {}).items()))),
                              key=f"{page}.curve.{metric}.{live}")
+
+
+@st.cache_resource(show_spinner=False, max_entries=128)
+def _curve_figure(history: pd.DataFrame, metric: str, options: tuple[tuple[str, Any], ...]):
+    """A learning-curve figure, built once per curves and shared: a live view polls every second for
+    each learner who watches it, but its curves change once an epoch, and building the figure was
+    most of the web process's work per poll (py-spy: 939 of 1,412 samples in ``_draw``). Read-only:
+    ``st.plotly_chart`` only reads it, and the presenter view draws a copy."""
+    return plots.training_curves_figure(history, metric, **dict(options))
 
 
 def reference_summary(reference: RunView, metric: str) -> str:
@@ -350,17 +397,21 @@ def _stop_button(where, page: str, key: str) -> None:
     where.button("Stop", key=f"{page}.stop.{key}", type="primary", on_click=_stop_run, args=(key,))
 
 
-def _poll(page: str, key: str, metrics: tuple[str, ...], reference_key: str | None, queued: bool,
+def _poll(page: str, key: str, metrics: tuple[str, ...], reference_key: str | None, queued: float | None,
           style: ViewStyle = PLAIN) -> None:
+    """One poll of a run's view; ``queued`` is the interval a queued view was drawn to poll at."""
     v = view(key)
     if v is None:
         st.rerun()
         return
     _watch(key)
-    if queued:
+    if queued is not None:
         snap = v.snapshot()
         if snap.state != "queued":
             st.rerun()  # admitted: one full rerun switches to the once-a-second view
+            return
+        if queued_poll_interval(snap.queue_position, _idle_seconds()) != queued:
+            st.rerun()  # first in line now: one full rerun polls every QUEUED_POLL_S from here
             return
         # Waiting costs the server almost nothing: a status line and a progress bar, no charts.
         reg = registry()
@@ -380,13 +431,12 @@ def _poll(page: str, key: str, metrics: tuple[str, ...], reference_key: str | No
 @st.fragment(run_every=1.0)
 def _live_fragment(page: str, key: str, metrics: tuple[str, ...], reference_key: str | None,
                    style: ViewStyle = PLAIN) -> None:
-    _poll(page, key, metrics, reference_key, queued=False, style=style)
+    _poll(page, key, metrics, reference_key, queued=None, style=style)
 
 
-@st.fragment(run_every=QUEUED_POLL_S)
-def _queued_fragment(page: str, key: str, metrics: tuple[str, ...], reference_key: str | None,
-                     style: ViewStyle = PLAIN) -> None:
-    _poll(page, key, metrics, reference_key, queued=True, style=style)
+def _queued_view(page: str, key: str, metrics: tuple[str, ...], reference_key: str | None,
+                 style: ViewStyle, every: float) -> None:
+    _poll(page, key, metrics, reference_key, queued=every, style=style)
 
 
 def start(page: str, spec: RunSpec, make_runs: Callable[[], list[ModelRun]], *, budget: Budget, seed: int,
@@ -490,7 +540,8 @@ def run_panel(page: str, spec: RunSpec, make_runs: Callable[[], list[ModelRun]],
         _draw(v, page, metrics, live=False, reference=reference, style=style)
     elif _state_once_admitted(v, registry().gate) == "queued":
         _on_screen(v.key, "queued")
-        _queued_fragment(page, v.key, tuple(metrics), ref_key, style)
+        every = queued_poll_interval(v.snapshot().queue_position, _idle_seconds())
+        _every(_queued_view, every)(page, v.key, tuple(metrics), ref_key, style, every)
     else:
         _on_screen(v.key, "running")
         _live_fragment(page, v.key, tuple(metrics), ref_key, style)

@@ -192,7 +192,8 @@ class Server:
 
     def __init__(self, port: int | None = None, health_timeout: float = 90.0, log_path: Path | None = None,
                  env: dict[str, str] | None = None, python: str | None = None,
-                 address: str | None = "127.0.0.1"):
+                 address: str | None = "127.0.0.1", root: Path | None = None):
+        self.root = Path(root) if root is not None else ROOT  # another checkout's app (an A/B benchmark)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.health_timeout = health_timeout
@@ -226,7 +227,7 @@ class Server:
         self._log = open(self.log_path, "w")
         self.started_at = time.perf_counter()
         # Own process group: stop() ends the server and anything it spawned, and nothing else.
-        self.proc = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=self._log,
+        self.proc = subprocess.Popen(self.command, cwd=self.root, env=self.env, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_healthy()
         return self
