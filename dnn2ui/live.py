@@ -139,6 +139,11 @@ def outdated_views(on_screen: Mapping[str, str], states: Mapping[str, str | None
     return out
 
 
+def still_live(watching: set[str], states: Mapping[str, str | None]) -> set[str]:
+    """The watched runs that still queue or train: a run that ended (or is gone) needs no keep-alive."""
+    return {key for key in watching if states.get(key) in LIVE_STATES}
+
+
 def begin_page_run() -> None:
     """Called by app.py before the page runs: the page records the live views it draws."""
     st.session_state[_ON_SCREEN] = {}
@@ -199,7 +204,7 @@ def _every(body: Callable, seconds: float) -> Callable:
     return _FRAGMENTS[key]
 
 
-def _keep_alive_round() -> None:
+def _keep_alive_round(every: float) -> None:
     watching: set = st.session_state.get(_WATCHING, set())
     on_screen = st.session_state.get(_ON_SCREEN, {})
     s = store()
@@ -212,17 +217,25 @@ def _keep_alive_round() -> None:
     if outdated_views(on_screen, states):
         st.session_state[_ON_SCREEN] = {}
         st.rerun()  # one full rerun draws the run as it is now
+    if keepalive_interval(watching, on_screen, _idle_seconds()) != every:
+        st.rerun()  # e.g. the watched run ended: one full rerun, and this page stops polling
 
 
 def keep_alive() -> None:
     """Called by app.py on every page: while this session watches a live run, a small fragment
     tells the store so every few seconds (the run is abandoned only when no session watches), and
-    redraws the page should a live view on it have fallen behind the store."""
-    every = keepalive_interval(st.session_state.get(_WATCHING, set()), st.session_state.get(_ON_SCREEN, {}),
-                               _idle_seconds())
+    redraws the page should a live view on it have fallen behind the store. Runs that have ended
+    are let go first: a learner reading a finished run's page costs nothing (it polled every 5 s
+    before, for as long as the tab stayed open)."""
+    watching: set = st.session_state.get(_WATCHING, set())
+    if watching:
+        s = store()
+        watching.intersection_update(still_live(watching, {key: (rec.state if (rec := s.get(key)) else None)
+                                                           for key in watching}))
+    every = keepalive_interval(watching, st.session_state.get(_ON_SCREEN, {}), _idle_seconds())
     if every is not None:
         with st.sidebar:
-            _every(_keep_alive_round, every)()
+            _every(_keep_alive_round, every)(every)
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ browser stop running one of them, the keep-alive fragment sees the view is outda
 from __future__ import annotations
 
 from dnn2ui.live import (BACKSTOP_S, KEEPALIVE_S, QUEUED_BACKSTOP_S, QUEUED_FAR_POLL_S, QUEUED_POLL_S,
-                         keepalive_interval, outdated_views, queued_poll_interval)
+                         keepalive_interval, outdated_views, queued_poll_interval, still_live)
 
 
 def test_a_view_that_matches_the_store_is_left_alone():
@@ -38,6 +38,14 @@ def test_the_keep_alive_runs_often_only_when_nothing_else_tells_the_store():
     # only places in the queue on screen: their own polls are slow, so is the backstop
     assert keepalive_interval(set(), {"a": "queued"}) == QUEUED_BACKSTOP_S == 60
     assert keepalive_interval({"a"}, {"a": "queued"}, idle_seconds=12) == BACKSTOP_S  # a short idle budget
+
+
+def test_a_page_stops_polling_once_its_runs_have_ended():
+    # before, the keep-alive fragment of a finished run's page polled every 5 s for as long as the tab stayed open
+    watching = {"done", "stopped", "gone", "queued", "running"}
+    states = {"done": "done", "stopped": "stopped", "queued": "queued", "running": "running"}
+    assert still_live(watching, states) == {"queued", "running"}
+    assert keepalive_interval(still_live({"done"}, states), {}) is None
 
 
 def test_only_the_head_of_the_queue_polls_often():
