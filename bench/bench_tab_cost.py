@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from bench_waiting import open_page, settle_browsers  # noqa: E402
 from harness import Server, browser_pids, cpu_seconds, launch_browser, wait_for_app_idle, wait_for_rerun  # noqa: E402
 
-HOLD = "/mnist?n=60000&epochs=20&models=CNN&seed=7"
+HOLD = "/mnist?n=60000&epochs=20&models=CNN&seed={seed}"
 QUEUED = "/mnist?n=5000&epochs=3&models=CNN&seed={seed}"
 WAITING = re.compile(r"Waiting for a free training slot")
 METRICS = ("ScriptDuration", "RecalcStyleDuration", "LayoutDuration", "TaskDuration")
@@ -52,6 +52,13 @@ def idle_rate(srv: Server, seconds: float) -> dict[str, float]:
     time.sleep(seconds)
     after, dt = machine_cpu(srv), time.perf_counter() - t0
     return {k: (after[k] - before[k]) / dt for k in before}
+
+
+def counted(ctx, page):
+    """A CDP session on ``page`` with Chromium's performance counters on (``tab_metrics`` reads them)."""
+    cdp = ctx.new_cdp_session(page)
+    cdp.send("Performance.enable")
+    return cdp
 
 
 def tab_metrics(cdp) -> dict[str, float]:
@@ -72,7 +79,7 @@ def measured(srv: Server, idle: dict[str, float], cdp, action) -> dict[str, floa
 
 def hold_the_slot(browser, srv: Server, seed: int = 7) -> str:
     """Start the long run and close its tab; returns its link (``release`` stops it)."""
-    link = HOLD.replace("seed=7", f"seed={seed}")
+    link = HOLD.format(seed=seed)
     ctx, page = open_page(browser, srv.url + link)
     page.get_by_role("button", name="Start training").click()
     page.get_by_text(re.compile(r"epoch \d+/")).first.wait_for(timeout=300_000)
@@ -94,8 +101,7 @@ def one_round(browser, srv: Server, args, seed: int) -> dict[str, list[dict[str,
     idle = idle_rate(srv, 10)
     for i in range(args.starts):
         ctx, page = open_page(browser, srv.url + QUEUED.format(seed=seed + i))
-        cdp = ctx.new_cdp_session(page)
-        cdp.send("Performance.enable")
+        cdp = counted(ctx, page)
 
         def press(page=page):
             page.get_by_role("button", name="Start training").click()
@@ -106,8 +112,7 @@ def one_round(browser, srv: Server, args, seed: int) -> dict[str, list[dict[str,
         wait_for_app_idle(page, 60)
         ctx.close()
     ctx, page = open_page(browser, srv.url + QUEUED.format(seed=seed + 100))
-    cdp = ctx.new_cdp_session(page)
-    cdp.send("Performance.enable")
+    cdp = counted(ctx, page)
     for _ in range(args.reruns):
         out["rerun"].append(measured(srv, idle, cdp, lambda: wait_for_rerun(page, lambda: page.keyboard.press("r"))))
     ctx.close()
@@ -116,10 +121,7 @@ def one_round(browser, srv: Server, args, seed: int) -> dict[str, list[dict[str,
         page.get_by_role("button", name="Start training").click()
         page.get_by_text(WAITING).first.wait_for(timeout=60_000)
     settle_browsers()
-    cdps = []
-    for ctx, page in tabs:
-        cdps.append(ctx.new_cdp_session(page))
-        cdps[-1].send("Performance.enable")
+    cdps = [counted(ctx, page) for ctx, page in tabs]
     before, tab0 = machine_cpu(srv), [tab_metrics(c) for c in cdps]
     t0 = time.perf_counter()
     time.sleep(args.window)

@@ -204,16 +204,20 @@ def _every(body: Callable, seconds: float) -> Callable:
     return _FRAGMENTS[key]
 
 
+def _states(keys: set[str]) -> dict[str, str | None]:
+    """Each run's state in the store (None: gone)."""
+    s = store()
+    return {key: (rec.state if (rec := s.get(key)) is not None else None) for key in keys}
+
+
 def _keep_alive_round(every: float) -> None:
     watching: set = st.session_state.get(_WATCHING, set())
     on_screen = st.session_state.get(_ON_SCREEN, {})
+    states = _states(watching | set(on_screen))
+    watching.intersection_update(still_live(watching, states))
     s = store()
-    states = {key: (rec.state if (rec := s.get(key)) is not None else None) for key in watching | set(on_screen)}
-    for key in list(watching):
-        if states[key] in LIVE_STATES:
-            s.watch(key, session_id())
-        else:
-            watching.discard(key)
+    for key in watching:
+        s.watch(key, session_id())
     if outdated_views(on_screen, states):
         st.session_state[_ON_SCREEN] = {}
         st.rerun()  # one full rerun draws the run as it is now
@@ -229,9 +233,7 @@ def keep_alive() -> None:
     before, for as long as the tab stayed open)."""
     watching: set = st.session_state.get(_WATCHING, set())
     if watching:
-        s = store()
-        watching.intersection_update(still_live(watching, {key: (rec.state if (rec := s.get(key)) else None)
-                                                           for key in watching}))
+        watching.intersection_update(still_live(watching, _states(watching)))
     every = keepalive_interval(watching, st.session_state.get(_ON_SCREEN, {}), _idle_seconds())
     if every is not None:
         with st.sidebar:
